@@ -1,0 +1,41 @@
+// Allocator of guest physical frames for page tables and data. Placement is deterministic:
+// `kLowestFree` always returns the lowest-numbered free frame (easy to reason about in tests and
+// examples); `kRandom` starts at a seeded random frame and takes the first free one from there,
+// which spreads tables over memory as a long-running kernel's allocator does (cache-set conflicts
+// in the page-table memory model then look realistic). Same seed, same frames.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "common/rng.h"
+
+namespace shadowsim {
+
+class FrameAllocator {
+ public:
+  enum class Placement { kLowestFree, kRandom };
+
+  // Manages frames [first_frame, first_frame + frame_count).
+  FrameAllocator(uint64_t first_frame, uint64_t frame_count,
+                 Placement placement = Placement::kLowestFree, uint64_t seed = 1);
+
+  uint64_t allocate();               // throws Error when every frame is in use
+  void free(uint64_t frame);         // throws Error on a frame outside the range or not allocated
+  bool is_allocated(uint64_t frame) const;
+  uint64_t allocated_count() const { return allocated_; }
+  uint64_t capacity() const { return count_; }
+
+ private:
+  uint64_t find_free_from(uint64_t index) const;  // first free index at or after, wrapping
+
+  uint64_t first_;
+  uint64_t count_;
+  Placement placement_;
+  Rng rng_;
+  std::vector<uint64_t> used_;  // one bit per frame
+  uint64_t lowest_maybe_free_ = 0;
+  uint64_t allocated_ = 0;
+};
+
+}  // namespace shadowsim
