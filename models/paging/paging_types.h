@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/params.h"
+
 namespace shadowsim {
 
 constexpr uint64_t kPageShift = 12;
@@ -71,12 +73,30 @@ struct PagingControls {
   bool cr4_smep = false;   // supervisor fetches from user pages fault
   bool cr4_smap = false;   // supervisor data accesses to user pages fault unless EFLAGS.AC
   bool efer_nxe = true;    // XD bit (bit 63) honoured; reserved otherwise (PAE and IA-32e only)
+
+  template <class V>
+  void visit(V& v) {
+    v.value("cr0_wp", cr0_wp, "CR0.WP: supervisor writes honour R/W");
+    v.value("cr4_pse", cr4_pse, "CR4.PSE: 4 MiB pages in 32-bit paging");
+    v.value("cr4_pge", cr4_pge, "CR4.PGE: global pages survive CR3 writes");
+    v.value("cr4_pcide", cr4_pcide, "CR4.PCIDE: CR3 carries a PCID (4level/5level only)");
+    v.value("cr4_smep", cr4_smep, "CR4.SMEP: supervisor fetches from user pages fault");
+    v.value("cr4_smap", cr4_smap, "CR4.SMAP: supervisor data accesses to user pages fault");
+    v.value("efer_nxe", efer_nxe, "EFER.NXE: execute-disable bit honoured");
+  }
 };
 
 // CPU properties that decide entry formats.
 struct CpuFeatures {
   unsigned maxphyaddr = 46;  // CPUID.80000008H:EAX[7:0]; 36..52 (32-bit paging still needs ≥ 32)
   bool page_1gb = true;      // CPUID.80000001H:EDX.Page1GB[bit 26]
+
+  template <class V>
+  void visit(V& v) {
+    v.value("maxphyaddr", maxphyaddr, "physical address bits (CPUID.80000008H:EAX[7:0])",
+            Limits{32, 52}, "bits");
+    v.value("page_1gb", page_1gb, "1 GiB pages supported (CPUID Page1GB)");
+  }
 };
 
 enum class AccessKind : uint8_t { kRead, kWrite, kFetch };
