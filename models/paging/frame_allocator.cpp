@@ -43,6 +43,45 @@ uint64_t FrameAllocator::allocate() {
   return first_ + index;
 }
 
+bool FrameAllocator::run_free(uint64_t index, uint64_t count) const {
+  for (uint64_t i = index; i < index + count; ++i) {
+    if (used_[i / 64] & (1ULL << (i % 64))) return false;
+  }
+  return true;
+}
+
+void FrameAllocator::mark(uint64_t index, bool used) {
+  if (used) {
+    used_[index / 64] |= 1ULL << (index % 64);
+  } else {
+    used_[index / 64] &= ~(1ULL << (index % 64));
+  }
+}
+
+uint64_t FrameAllocator::allocate_contiguous(uint64_t count, uint64_t align) {
+  if (count == 0 || align == 0) {
+    throw Error("contiguous frame allocation: expected a non-zero count and alignment");
+  }
+  // Candidate starts are the aligned frame numbers inside the range; placement picks where the
+  // search begins, then it proceeds upwards and wraps once.
+  const uint64_t first_aligned = (first_ + align - 1) / align * align - first_;
+  if (first_aligned + count > count_) {
+    throw Error(fmt::format("out of guest frames: no {}-frame run aligned to {} frames fits in "
+                            "{} frames from {:#x}", count, align, count_, first_));
+  }
+  const uint64_t candidates = (count_ - first_aligned - count) / align + 1;
+  const uint64_t start = placement_ == Placement::kRandom ? rng_.below(candidates) : 0;
+  for (uint64_t step = 0; step < candidates; ++step) {
+    const uint64_t index = first_aligned + ((start + step) % candidates) * align;
+    if (!run_free(index, count)) continue;
+    for (uint64_t i = index; i < index + count; ++i) mark(i, true);
+    allocated_ += count;
+    return first_ + index;
+  }
+  throw Error(fmt::format("out of guest frames: no free {}-frame run aligned to {} frames "
+                          "({} of {} frames in use)", count, align, allocated_, count_));
+}
+
 void FrameAllocator::free(uint64_t frame) {
   if (frame < first_ || frame - first_ >= count_) {
     throw Error(fmt::format("free of frame {:#x}: outside the allocator's range [{:#x}, {:#x})",

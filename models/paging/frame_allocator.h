@@ -21,6 +21,9 @@ class FrameAllocator {
                  Placement placement = Placement::kLowestFree, uint64_t seed = 1);
 
   uint64_t allocate();               // throws Error when every frame is in use
+  // `count` free frames in a row, the first a multiple of `align` (frames): backing for a large
+  // page. Same placement rule as allocate(). Throws Error when no such run is free.
+  uint64_t allocate_contiguous(uint64_t count, uint64_t align);
   void free(uint64_t frame);         // throws Error on a frame outside the range or not allocated
   bool is_allocated(uint64_t frame) const;
   uint64_t allocated_count() const { return allocated_; }
@@ -28,6 +31,8 @@ class FrameAllocator {
 
  private:
   uint64_t find_free_from(uint64_t index) const;  // first free index at or after, wrapping
+  bool run_free(uint64_t index, uint64_t count) const;
+  void mark(uint64_t index, bool used);
 
   uint64_t first_;
   uint64_t count_;

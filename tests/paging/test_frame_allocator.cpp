@@ -56,3 +56,36 @@ TEST(FrameAllocator, RandomPlacementIsSeededAndHandsOutEveryFrameOnce) {
 
 }  // namespace
 }  // namespace shadowsim
+
+namespace shadowsim {
+namespace {
+
+TEST(FrameAllocator, ContiguousRunsAreAlignedFreeAndAccounted) {
+  FrameAllocator a(3, 2000);  // frames 3..2002
+  EXPECT_EQ(a.allocate(), 3u);
+  const uint64_t run = a.allocate_contiguous(512, 512);
+  EXPECT_EQ(run, 512u);  // first 512-aligned frame with 512 free after it
+  EXPECT_EQ(a.allocated_count(), 513u);
+  EXPECT_TRUE(a.is_allocated(1023));
+  EXPECT_FALSE(a.is_allocated(1024));
+  EXPECT_EQ(a.allocate_contiguous(512, 512), 1024u);
+  EXPECT_THROW(a.allocate_contiguous(512, 512), Error);  // 1536..2047 does not fit below 2003
+  EXPECT_EQ(a.allocate(), 4u);  // single frames still come from the bottom
+  for (uint64_t f = 512; f < 1024; ++f) a.free(f);
+  EXPECT_EQ(a.allocate_contiguous(512, 512), 512u);
+}
+
+TEST(FrameAllocator, RandomContiguousPlacementIsSeeded) {
+  auto place = [](uint64_t seed) {
+    FrameAllocator a(0, 1 << 16, FrameAllocator::Placement::kRandom, seed);
+    std::vector<uint64_t> runs;
+    for (int i = 0; i < 8; ++i) runs.push_back(a.allocate_contiguous(512, 512));
+    return runs;
+  };
+  EXPECT_EQ(place(5), place(5));
+  EXPECT_NE(place(5), place(6));
+  for (uint64_t r : place(5)) EXPECT_EQ(r % 512, 0u);
+}
+
+}  // namespace
+}  // namespace shadowsim

@@ -1,0 +1,131 @@
+// The run's configuration: one JSON document mapped onto the modules' parameter structs.
+// Defaults live in those structs (one place); the loader is strict: an unknown key, a wrong type
+// or an out-of-range value is an Error naming the file, the JSON path and the expected form.
+//
+//   {
+//     "machine":  { "paging_mode": "4level", "tlb": {...}, "psc": {...}, "memory": {...}, ... },
+//     "workload": { "trace": "../workloads/traces/x.json", "first_touch": {...} },
+//     "run":      { "seed": 1, "quantum_cycles": 10000, "warmup_references": 0, ... }
+//   }
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/params.h"
+#include "memory/page_table_memory.h"
+#include "paging/paging_types.h"
+
+namespace shadowsim {
+
+struct VcpuParams {
+  // Cycles per instruction without a memory reference of its own (and per fetched instruction,
+  // beside its translation). 1.0 is an assumption: an in-order view of a ~1 IPC core.
+  double cpi = 1.0;
+
+  template <class V>
+  void visit(V& v) {
+    v.value("cpi", cpi, "cycles per instruction, excluding address translation", Limits{0, 1000},
+            "cycles");
+  }
+};
+
+struct MachineParams {
+  PagingMode paging_mode = PagingMode::k4Level;
+  PagingControls controls;
+  CpuFeatures cpu;
+  VcpuParams vcpu;
+  PageTableMemoryParams memory;
+
+  template <class V>
+  void visit(V& v) {
+    v.choice("paging_mode", paging_mode, "paging mode simulated (wins over the trace's)",
+             {{"32bit", PagingMode::k32Bit}, {"pae", PagingMode::kPae},
+              {"4level", PagingMode::k4Level}, {"5level", PagingMode::k5Level}});
+    v.group("controls", controls, "control-register bits that change translation");
+    v.group("cpu", cpu, "CPU features that decide entry formats");
+    v.group("vcpu", vcpu, "VCPU timing");
+    v.group("memory", memory, "guest physical memory and the page-table line cache model");
+  }
+};
+
+// Until the guest OS model exists, a native run maps each page on its first touch, as
+// ChampSim's vmem does: a not-present fault costs `fault_cycles` and maps the page.
+struct FirstTouchParams {
+  PageSize page_size = PageSize::k4K;
+  // Assumption: a Linux anonymous minor fault takes ~0.7 us, ~2000 cycles at 3 GHz.
+  uint32_t fault_cycles = 2000;
+  bool random_frames = false;  // seeded random physical placement instead of lowest-free
+
+  template <class V>
+  void visit(V& v) {
+    v.choice("page_size", page_size, "page size mapped on first touch",
+             {{"4K", PageSize::k4K}, {"2M", PageSize::k2M}, {"4M", PageSize::k4M},
+              {"1G", PageSize::k1G}});
+    v.value("fault_cycles", fault_cycles, "cost of one first-touch fault", Limits{0, 1e9},
+            "cycles");
+    v.value("random_frames", random_frames, "seeded random physical frame placement");
+  }
+};
+
+struct WorkloadParams {
+  std::string trace;  // a trace file or a multi-stream manifest; relative to the config file
+  FirstTouchParams first_touch;
+
+  template <class V>
+  void visit(V& v) {
+    v.value("trace", trace, "trace file or manifest (path relative to the config file)");
+    v.group("first_touch", first_touch, "native demand mapping of touched pages");
+  }
+};
+
+struct RunParams {
+  uint64_t seed = 1;
+  uint64_t quantum_cycles = 10000;
+  uint64_t warmup_references = 0;    // statistics reset after this many references (all VCPUs)
+  uint64_t max_references = 0;       // stop after this many references; 0: whole trace
+  uint64_t interval_references = 0;  // snapshot statistics every N references; 0: off
+
+  template <class V>
+  void visit(V& v) {
+    v.value("seed", seed, "seed of every random choice in the run");
+    v.value("quantum_cycles", quantum_cycles, "temporal-decoupling quantum of each VCPU",
+            Limits{1, 1e12}, "cycles");
+    v.value("warmup_references", warmup_references,
+            "memory references (all VCPUs) before statistics are reset", Limits{0, 1e18},
+            "references");
+    v.value("max_references", max_references, "stop after this many references (0: no limit)",
+            Limits{0, 1e18}, "references");
+    v.value("interval_references", interval_references,
+            "statistics snapshot every N references (0: none)", Limits{0, 1e18}, "references");
+  }
+};
+
+struct SimConfig {
+  std::string description;  // free text, carried into the results
+  MachineParams machine;
+  WorkloadParams workload;
+  RunParams run;
+
+  template <class V>
+  void visit(V& v) {
+    v.value("description", description, "free text, copied into the results");
+    v.group("machine", machine, "the simulated machine");
+    v.group("workload", workload, "what the VCPUs run");
+    v.group("run", run, "seed, limits, quantum, statistics regions");
+  }
+};
+
+// Reads `path`, applies `overrides` ("machine.vcpu.cpi=1.5"; the value is JSON, or a plain
+// string), validates, and resolves workload.trace against the config file's folder.
+SimConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// Same from JSON text; `origin` names it in messages and anchors relative paths ("" = cwd).
+SimConfig parse_config(const std::string& json_text, const std::string& origin,
+                       const std::vector<std::string>& overrides = {});
+
+std::string config_to_json(const SimConfig& config, int indent = 2);  // every field, resolved
+std::string config_defaults_json();
+std::string config_reference_markdown();  // docs/config.md
+
+}  // namespace shadowsim
