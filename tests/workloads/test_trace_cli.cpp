@@ -1,0 +1,229 @@
+// `shadowsim trace ...` run in-process through run_trace_command.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "trace_test_util.h"
+#include "workloads/trace_cli.h"
+#include "workloads/trace_manifest.h"
+
+namespace shadowsim {
+namespace {
+
+using test::ScratchDir;
+
+struct CliRun {
+  int status;
+  std::string out;
+  std::string err;
+};
+
+CliRun run(std::vector<std::string> args) {
+  args.insert(args.begin(), "trace");
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  std::ostringstream out, err;
+  const int status = run_trace_command(static_cast<int>(argv.size()), argv.data(), out, err);
+  return {status, out.str(), err.str()};
+}
+
+TEST(TraceCli, HelpAndUsageErrors) {
+  CliRun r = run({"--help"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.out.find("sub-commands"), std::string::npos);
+  EXPECT_EQ(run({}).status, 2);
+  r = run({"frobnicate"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("unknown sub-command 'frobnicate'"), std::string::npos) << r.err;
+  for (const char* sub : {"info", "convert", "head"}) {
+    r = run({sub, "--help"});
+    EXPECT_EQ(r.status, 0) << sub;
+    EXPECT_NE(r.out.find(std::string("usage: shadowsim trace ") + sub), std::string::npos);
+    EXPECT_NE(r.out.find("--help"), std::string::npos);
+    r = run({sub});
+    EXPECT_EQ(r.status, 2) << sub;
+    EXPECT_NE(r.err.find("missing argument"), std::string::npos) << r.err;
+    r = run({sub, "a", "b", "c", "--bogus"});
+    EXPECT_EQ(r.status, 2) << sub;
+  }
+  EXPECT_EQ(run({"info", "x.sst", "--from", "pdf"}).status, 2);
+}
+
+// Independent count of what info should say.
+nlohmann::json expected_summary(const std::vector<TraceRecord>& records) {
+  uint64_t kinds[3] = {}, instructions = 0, lo = ~0ULL, hi = 0;
+  std::set<uint64_t> pages, code, data;
+  for (const TraceRecord& r : records) {
+    ++kinds[static_cast<int>(r.kind)];
+    instructions += uint64_t{r.gap} + (r.kind == RefKind::kFetch ? 1 : 0);
+    const uint64_t last = r.va + r.size - 1 < r.va ? ~0ULL : r.va + r.size - 1;
+    lo = std::min(lo, r.va);
+    hi = std::max(hi, last);
+    for (uint64_t p = r.va >> 12; p <= last >> 12; ++p) {
+      pages.insert(p);
+      (r.kind == RefKind::kFetch ? code : data).insert(p);
+    }
+  }
+  return {{"records", records.size()}, {"reads", kinds[0]}, {"writes", kinds[1]},
+          {"fetches", kinds[2]}, {"instructions", instructions}, {"pages", pages.size()},
+          {"code_pages", code.size()}, {"data_pages", data.size()},
+          {"min_va", records.empty() ? 0 : lo}, {"max_va", records.empty() ? 0 : hi}};
+}
+
+nlohmann::json without_file(nlohmann::json j) {
+  for (const char* k : {"file", "format", "id", "parent", "created"}) j.erase(k);
+  return j;
+}
+
+TEST(TraceCli, InfoCountsWhatTheTraceHolds) {
+  ScratchDir dir;
+  const auto records = test::random_records(21, 30'000);
+  test::write_trace(dir.path("t.sst.zst"), records);
+  CliRun r = run({"info", dir.path("t.sst.zst"), "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(j["manifest"].is_null());
+  ASSERT_EQ(j["streams"].size(), 1u);
+  EXPECT_EQ(j["streams"][0]["format"], "binary, zstd-compressed");
+  EXPECT_EQ(without_file(j["streams"][0]), expected_summary(records));
+  EXPECT_EQ(j["total"], expected_summary(records));
+
+  r = run({"info", dir.path("t.sst.zst")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("binary, zstd-compressed trace"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("30,000"), std::string::npos) << r.out;
+}
+
+TEST(TraceCli, InfoOnAManifestReportsEachStream) {
+  ScratchDir dir;
+  const auto a = test::random_records(1, 1000), b = test::random_records(2, 3000);
+  test::write_trace(dir.path("a.sst"), a);
+  test::write_trace(dir.path("b.sstx"), b);
+  TraceManifest m;
+  m.paging_mode = PagingMode::k5Level;
+  m.streams.push_back({0, "a.sst", "", std::nullopt, StreamOrigin::kInitial, "a", ""});
+  m.streams.push_back({1, "b.sstx", "", 0u, StreamOrigin::kVfork, "", ""});
+  save_manifest(m, dir.path("m.json"));
+  CliRun r = run({"info", dir.path("m.json"), "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["manifest"], dir.path("m.json"));
+  EXPECT_EQ(j["paging_mode"], "5level");
+  ASSERT_EQ(j["streams"].size(), 2u);
+  EXPECT_EQ(without_file(j["streams"][0]), expected_summary(a));
+  EXPECT_EQ(without_file(j["streams"][1]), expected_summary(b));
+  EXPECT_EQ(j["streams"][1]["created"], "vfork");
+  EXPECT_EQ(j["streams"][1]["parent"], 0);
+  EXPECT_EQ(j["total"]["records"], a.size() + b.size());
+  r = run({"info", dir.path("m.json")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("stream 1 (vfork by 0)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("total"), std::string::npos) << r.out;
+}
+
+TEST(TraceCli, ConvertBetweenAllFormats) {
+  ScratchDir dir;
+  const auto records = test::random_records(4, 20'000);
+  test::write_trace(dir.path("a.sstx"), records);
+  const char* chain[] = {"a.sstx", "b.sst", "c.sst.zst", "d.sstx.zst", "e.sst"};
+  for (int i = 0; i + 1 < 5; ++i) {
+    CliRun r = run({"convert", dir.path(chain[i]), dir.path(chain[i + 1]), "--level", "3"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("20000 records"), std::string::npos) << r.out;
+  }
+  EXPECT_EQ(test::read_all(dir.path("e.sst")), records);
+}
+
+TEST(TraceCli, ConvertLackeyWithAndWithoutFetches) {
+  ScratchDir dir;
+  test::write_file(dir.path("p.log"), "==1== x\nI  0400,3\n L 0600,8\nI  0403,2\n M 0608,4\n");
+  CliRun r = run({"convert", dir.path("p.log"), dir.path("p.sst"), "--from", "lackey"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("5 records, 2 instructions"), std::string::npos) << r.out;
+  r = run({"convert", dir.path("p.log"), dir.path("q.sstx"), "--from", "lackey", "--no-fetch"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("3 records, 2 instructions"), std::string::npos) << r.out;
+  const std::vector<TraceRecord> expected = {{RefKind::kRead, 8, 1, 0x600},
+                                             {RefKind::kRead, 4, 1, 0x608},
+                                             {RefKind::kWrite, 4, 0, 0x608}};
+  EXPECT_EQ(test::read_all(dir.path("q.sstx")), expected);
+}
+
+TEST(TraceCli, ConvertErrors) {
+  ScratchDir dir;
+  test::write_file(dir.path("bad.lackey"), "I  0400,3\nI  0403,3\noops\n");
+  CliRun r = run({"convert", dir.path("bad.lackey"), dir.path("out.sst")});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find(dir.path("bad.lackey") + ":3:"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.path("out.sst"))) << "no half-written output";
+
+  test::write_trace(dir.path("t.sst"), test::random_records(1, 10));
+  r = run({"convert", dir.path("t.sst"), dir.path("out.txt")});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find(".sst, .sst.zst, .sstx"), std::string::npos) << r.err;
+  EXPECT_EQ(run({"convert", dir.path("t.sst"), dir.path("t.sst")}).status, 2);
+  EXPECT_EQ(run({"convert", dir.path("t.sst"), dir.path("o.sst"), "--level", "40"}).status, 2);
+  r = run({"convert", dir.path("missing.sst"), dir.path("o.sst")});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("missing.sst"), std::string::npos) << r.err;
+}
+
+TEST(TraceCli, HeadPrintsTextThatReadsBack) {
+  ScratchDir dir;
+  const auto records = test::random_records(9, 500);
+  test::write_trace(dir.path("t.sst"), records);
+  CliRun r = run({"head", dir.path("t.sst"), "-n", "37"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  test::write_file(dir.path("h.sstx"), r.out);
+  const auto back = test::read_all(dir.path("h.sstx"));
+  EXPECT_EQ(back, std::vector<TraceRecord>(records.begin(), records.begin() + 37));
+  r = run({"head", dir.path("t.sst")});
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 10);
+  r = run({"head", dir.path("t.sst"), "-n", "100000"});
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 500);
+
+  // A manifest: --stream picks the stream.
+  const auto other = test::random_records(10, 5);
+  test::write_trace(dir.path("u.sst"), other);
+  test::write_file(dir.path("m.json"), R"({"version": 1, "paging_mode": "4level", "streams": [
+      {"id": 3, "file": "t.sst"}, {"id": 4, "file": "u.sst", "parent": 3, "created": "fork"}]})");
+  r = run({"head", dir.path("m.json"), "--stream", "4", "-n", "5"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  test::write_file(dir.path("h2.sstx"), r.out);
+  EXPECT_EQ(test::read_all(dir.path("h2.sstx")), other);
+  EXPECT_EQ(run({"head", dir.path("m.json"), "--stream", "5"}).status, 2);
+}
+
+TEST(TraceCli, BadInputExitsOneNamingTheFile) {
+  ScratchDir dir;
+  test::write_file(dir.path("t.sstx"), "R 0x10 8\nR 0x10 0\n");
+  CliRun r = run({"info", dir.path("t.sstx")});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find(dir.path("t.sstx") + ":2:"), std::string::npos) << r.err;
+  test::write_file(dir.path("m.json"), R"({"version": 1, "paging_mode": "4level", "streams": 1})");
+  r = run({"info", dir.path("m.json")});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("m.json: streams:"), std::string::npos) << r.err;
+}
+
+// The trace shipped for the default config (workloads/traces/README.md): it decodes to the end,
+// its manifest agrees with it, and it has the shape the README claims.
+TEST(ShippedTrace, DecodesAndMatchesItsManifest) {
+  const std::string manifest = std::string(SHADOWSIM_TRACES_DIR) + "/xz.json";
+  if (!std::filesystem::exists(manifest)) GTEST_SKIP() << manifest << " not present";
+  const TraceManifest m = load_manifest(manifest);
+  ASSERT_EQ(m.streams.size(), 1u);
+  CliRun r = run({"info", manifest, "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto t = nlohmann::json::parse(r.out)["total"];
+  EXPECT_GT(t["records"].get<uint64_t>(), 1'000'000u);
+  EXPECT_GT(t["reads"].get<uint64_t>(), 0u);
+  EXPECT_GT(t["writes"].get<uint64_t>(), 0u);
+  EXPECT_EQ(t["instructions"], t["fetches"]);  // recorded with fetches: every gap is 0
+  EXPECT_GT(t["data_pages"].get<uint64_t>(), 256u);  // more than a 1 MiB footprint
+}
+
+}  // namespace
+}  // namespace shadowsim

@@ -1,0 +1,323 @@
+#include "workloads/trace_cli.h"
+
+#include <boost/program_options.hpp>
+
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "workloads/trace_manifest.h"
+#include "workloads/trace_reader.h"
+#include "workloads/trace_summary.h"
+#include "workloads/trace_writer.h"
+
+namespace shadowsim {
+namespace {
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr const char* kUsage =
+    "usage: shadowsim trace <sub-command> [options]\n\n"
+    "sub-commands:\n"
+    "  info FILE       record counts, instructions, pages and address range of a trace or of\n"
+    "                  each stream of a manifest\n"
+    "  convert IN OUT  convert between formats (output format from OUT's extension) and import\n"
+    "                  valgrind lackey output\n"
+    "  head FILE       print the first records in the text format\n\n"
+    "Run 'shadowsim trace <sub-command> --help' for its options. Formats: docs/trace-format.md.\n";
+
+constexpr const char* kFromHelp = "input format: auto (default), binary, text, lackey";
+
+// A usage error: reported with the sub-command's usage, exit status 2.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Command {
+  const char* name;
+  const char* synopsis;
+  const char* description;
+  po::options_description options;
+  po::positional_options_description positional;
+  std::vector<std::string> positional_names;
+
+  Command(const char* n, const char* s, const char* d) : name(n), synopsis(s), description(d),
+                                                         options("options") {
+    options.add_options()("help,h", "print this help");
+  }
+  void print_help(std::ostream& out) const {
+    out << "usage: shadowsim trace " << name << ' ' << synopsis << "\n\n" << description << "\n\n"
+        << options;
+  }
+  // Parses argv (argv[0] = sub-command); false if --help was given (help printed).
+  bool parse(int argc, char** argv, po::variables_map& vm, std::ostream& out) {
+    po::options_description all;
+    all.add(options);
+    po::options_description hidden;
+    for (const std::string& p : positional_names) {
+      hidden.add_options()(p.c_str(), po::value<std::string>(), "");
+    }
+    all.add(hidden);
+    try {
+      po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(),
+                vm);
+    } catch (const po::error& e) {
+      throw UsageError(e.what());
+    }
+    if (vm.count("help")) {
+      print_help(out);
+      return false;
+    }
+    po::notify(vm);
+    for (const std::string& p : positional_names) {
+      if (!vm.count(p)) throw UsageError(fmt::format("missing argument {}", p));
+    }
+    return true;
+  }
+  void add_positional(const char* n) {
+    positional.add(n, 1);
+    positional_names.emplace_back(n);
+  }
+};
+
+TraceOpenOptions open_options(const po::variables_map& vm) {
+  TraceOpenOptions o;
+  if (vm.count("from")) {
+    try {
+      o.format = trace_format_from_string(vm["from"].as<std::string>());
+    } catch (const Error& e) {
+      throw UsageError(fmt::format("--from: {}", e.what()));
+    }
+  }
+  return o;
+}
+
+std::string describe_type(const std::string& path, const TraceOpenOptions& o) {
+  if (o.format != TraceFormat::kAuto) return to_string(o.format);
+  const TraceFileType t = detect_trace_type(path);
+  return fmt::format("{}{}", to_string(t.format), t.zstd ? ", zstd-compressed" : "");
+}
+
+json summary_json(const TraceSummary& s) {
+  return json{{"records", s.records},
+              {"reads", s.by_kind[static_cast<int>(RefKind::kRead)]},
+              {"writes", s.by_kind[static_cast<int>(RefKind::kWrite)]},
+              {"fetches", s.by_kind[static_cast<int>(RefKind::kFetch)]},
+              {"instructions", s.instructions},
+              {"pages", s.pages},
+              {"code_pages", s.code_pages},
+              {"data_pages", s.data_pages},
+              {"min_va", s.min_va},
+              {"max_va", s.max_va}};
+}
+
+// 1234567 -> "1,234,567": counts of millions read at a glance, independent of the locale.
+std::string grouped(uint64_t v) {
+  std::string digits = std::to_string(v);
+  for (int i = static_cast<int>(digits.size()) - 3; i > 0; i -= 3) digits.insert(i, ",");
+  return digits;
+}
+
+void print_summary(std::ostream& out, const TraceSummary& s, bool pages_are_sums) {
+  out << fmt::format("  records       {:>13}   read {}, write {}, fetch {}\n", grouped(s.records),
+                     grouped(s.by_kind[0]), grouped(s.by_kind[1]), grouped(s.by_kind[2]));
+  out << fmt::format("  instructions  {:>13}\n", grouped(s.instructions));
+  out << fmt::format("  pages         {:>13}   distinct 4 KiB pages{}: code {}, data {}\n",
+                     grouped(s.pages), pages_are_sums ? ", summed over streams" : "",
+                     grouped(s.code_pages), grouped(s.data_pages));
+  if (s.records) out << fmt::format("  addresses     {:#018x} .. {:#018x}\n", s.min_va, s.max_va);
+}
+
+int info(int argc, char** argv, std::ostream& out) {
+  Command cmd("info", "FILE [--json] [--from FORMAT]",
+              "Reads a trace (or every stream of a manifest) to the end and prints its record\n"
+              "counts by kind, instruction count, distinct 4 KiB pages and address range.");
+  cmd.options.add_options()("json", "print JSON instead of text")(
+      "from", po::value<std::string>()->value_name("FORMAT"), kFromHelp);
+  cmd.add_positional("FILE");
+  po::variables_map vm;
+  if (!cmd.parse(argc, argv, vm, out)) return 0;
+  const std::string path = vm["FILE"].as<std::string>();
+  const TraceOpenOptions opts = open_options(vm);
+  const TraceManifest m = load_workload(path);
+  const bool manifest = !m.path.empty();
+
+  json streams = json::array();
+  TraceSummary total;
+  std::string text;
+  if (manifest) {
+    text += fmt::format("{}: manifest, {} stream{}, paging mode {}{}\n", path, m.streams.size(),
+                        m.streams.size() == 1 ? "" : "s", to_string(m.paging_mode),
+                        m.name.empty() ? "" : fmt::format(", name \"{}\"", m.name));
+  }
+  for (const TraceStream& s : m.streams) {
+    const std::string type = describe_type(s.path, opts);
+    auto reader = open_trace(s.path, opts);
+    const TraceSummary sum = summarize_trace(*reader);
+    total.add(sum);
+    json j = summary_json(sum);
+    j["file"] = s.path;
+    j["format"] = type;
+    if (manifest) {
+      j["id"] = s.id;
+      j["parent"] = s.parent ? json(*s.parent) : json(nullptr);
+      j["created"] = to_string(s.created);
+      text += fmt::format("stream {} ({}{}): {} ({})\n", s.id, to_string(s.created),
+                          s.parent ? fmt::format(" by {}", *s.parent) : "", s.path, type);
+    } else {
+      text += fmt::format("{}: {} trace\n", s.path, type);
+    }
+    std::ostringstream block;
+    print_summary(block, sum, false);
+    text += block.str();
+    streams.push_back(std::move(j));
+  }
+  if (manifest && m.streams.size() > 1) {
+    std::ostringstream block;
+    print_summary(block, total, true);
+    text += "total\n" + block.str();
+  }
+  if (vm.count("json")) {
+    json doc{{"manifest", manifest ? json(m.path) : json(nullptr)},
+             {"paging_mode", manifest ? json(to_string(m.paging_mode)) : json(nullptr)},
+             {"streams", std::move(streams)},
+             {"total", summary_json(total)}};
+    out << doc.dump(2) << '\n';
+  } else {
+    out << text;
+  }
+  return 0;
+}
+
+int convert(int argc, char** argv, std::ostream& out) {
+  Command cmd("convert", "IN OUT [--from FORMAT] [--no-fetch] [--level N]",
+              "Converts a trace. OUT's extension picks the output: .sst binary, .sst.zst binary\n"
+              "compressed with zstd, .sstx text, .sstx.zst text compressed. IN may be valgrind\n"
+              "lackey output (valgrind --tool=lackey --trace-mem=yes --log-file=F.lackey PROG),\n"
+              "recognised by the extension .lackey or given with --from lackey.");
+  cmd.options.add_options()("from", po::value<std::string>()->value_name("FORMAT"), kFromHelp)(
+      "no-fetch", "drop fetch records, folding the instructions into the next record's gap")(
+      "level", po::value<int>()->default_value(TraceWriteOptions{}.zstd_level)->value_name("N"),
+      "zstd compression level, 1..19");
+  cmd.add_positional("IN");
+  cmd.add_positional("OUT");
+  po::variables_map vm;
+  if (!cmd.parse(argc, argv, vm, out)) return 0;
+  const std::string in_path = vm["IN"].as<std::string>();
+  const std::string out_path = vm["OUT"].as<std::string>();
+  TraceOpenOptions in_opts = open_options(vm);
+  in_opts.fetches = !vm.count("no-fetch");
+  TraceWriteOptions out_opts;
+  out_opts.zstd_level = vm["level"].as<int>();
+  const TraceFileType out_type = trace_file_type(out_path);
+  if (out_type.format != TraceFormat::kBinary && out_type.format != TraceFormat::kText) {
+    throw UsageError(fmt::format("output {}: expected a name ending in .sst, .sst.zst, .sstx or "
+                                 ".sstx.zst", out_path));
+  }
+  if (out_opts.zstd_level < 1 || out_opts.zstd_level > 19) {
+    throw UsageError(fmt::format("--level {}: expected 1..19", out_opts.zstd_level));
+  }
+  std::error_code ec;
+  if (fs::exists(out_path) && fs::equivalent(in_path, out_path, ec)) {
+    throw UsageError(fmt::format("output {} is the input", out_path));
+  }
+  auto reader = open_trace(in_path, in_opts);
+  std::unique_ptr<TraceWriter> writer = create_trace(out_path, out_opts);
+  uint64_t instructions = 0;
+  try {
+    std::vector<TraceRecord> batch(4096);
+    while (const size_t n = reader->read(batch.data(), batch.size())) {
+      for (size_t i = 0; i < n; ++i) instructions += instructions_of(batch[i]);
+      writer->write(batch.data(), n);
+    }
+    writer->close();
+  } catch (...) {
+    writer.reset();
+    fs::remove(out_path, ec);  // no half-written output left behind
+    throw;
+  }
+  out << fmt::format("{} -> {}: {} records, {} instructions\n", in_path, out_path,
+                     writer->records(), instructions);
+  return 0;
+}
+
+int head(int argc, char** argv, std::ostream& out) {
+  Command cmd("head", "FILE [-n N] [--from FORMAT] [--stream ID]",
+              "Prints the first N records of a trace in the text format (docs/trace-format.md),\n"
+              "so the output is itself a valid .sstx trace. For a manifest, prints the stream\n"
+              "given by --stream (default: the first one listed).");
+  cmd.options.add_options()("lines,n", po::value<uint64_t>()->default_value(10)->value_name("N"),
+                            "number of records")(
+      "from", po::value<std::string>()->value_name("FORMAT"), kFromHelp)(
+      "stream", po::value<uint32_t>()->value_name("ID"), "stream id, for a manifest");
+  cmd.add_positional("FILE");
+  po::variables_map vm;
+  if (!cmd.parse(argc, argv, vm, out)) return 0;
+  const std::string path = vm["FILE"].as<std::string>();
+  const TraceManifest m = load_workload(path);
+  const TraceStream* stream = &m.streams.front();
+  if (vm.count("stream")) {
+    const uint32_t id = vm["stream"].as<uint32_t>();
+    stream = m.find(id);
+    if (!stream) throw UsageError(fmt::format("--stream {}: {} has no stream {}", id, path, id));
+  }
+  auto reader = open_trace(stream->path, open_options(vm));
+  uint64_t left = vm["lines"].as<uint64_t>();
+  std::vector<TraceRecord> batch(4096);
+  std::string text;
+  while (left) {
+    const size_t n = reader->read(batch.data(), std::min<uint64_t>(left, batch.size()));
+    if (n == 0) break;
+    for (size_t i = 0; i < n; ++i) {
+      const TraceRecord& r = batch[i];
+      text += fmt::format("{} {:#x} {}", kind_letter(r.kind), r.va, r.size);
+      if (r.gap) text += fmt::format(" +{}", r.gap);
+      text += '\n';
+    }
+    out << text;
+    text.clear();
+    left -= n;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int run_trace_command(int argc, char** argv, std::ostream& out, std::ostream& err) {
+  if (argc < 2) {
+    err << kUsage;
+    return 2;
+  }
+  const std::string sub = argv[1];
+  if (sub == "--help" || sub == "-h" || sub == "help") {
+    out << kUsage;
+    return 0;
+  }
+  try {
+    if (sub == "info") return info(argc - 1, argv + 1, out);
+    if (sub == "convert") return convert(argc - 1, argv + 1, out);
+    if (sub == "head") return head(argc - 1, argv + 1, out);
+    err << fmt::format("shadowsim trace: unknown sub-command '{}'\n\n{}", sub, kUsage);
+    return 2;
+  } catch (const UsageError& e) {
+    err << fmt::format("shadowsim trace {}: {}\nRun 'shadowsim trace {} --help' for usage.\n",
+                       sub, e.what(), sub);
+    return 2;
+  } catch (const Error& e) {
+    err << fmt::format("shadowsim trace {}: error: {}\n", sub, e.what());
+    return 1;
+  } catch (const std::exception& e) {  // filesystem and allocation failures
+    err << fmt::format("shadowsim trace {}: error: {}\n", sub, e.what());
+    return 1;
+  }
+}
+
+}  // namespace shadowsim
