@@ -44,6 +44,6 @@ fi
 cmake --build "$BUILD_DIR" -j "$(nproc)"
 
 if [ -z "${SHADOWSIM_SKIP_RUN:-}" ]; then
-  # The main job. Until the timed simulator lands (issue "Timed MMU") it is the paging-core demo.
-  SYSTEMC_DISABLE_COPYRIGHT_MESSAGE=1 "$BUILD_DIR/sim/shadowsim" demo
+  # The main job: replay the shipped real trace on the default machine (out/default/stats.json).
+  "$BUILD_DIR/sim/shadowsim" run configs/default.json -o out/default
 fi

@@ -263,6 +263,7 @@ void apply_override(json& doc, const std::string& assignment, const std::string&
     }
     walked = join_path(walked, keys[i]);
     node = &(*node)[keys[i]];
+    if (node->is_null() && i + 1 < keys.size()) *node = json::object();
     if (i + 1 == keys.size()) *node = value;
   }
 }

@@ -15,6 +15,8 @@
 
 #include "common/params.h"
 #include "memory/page_table_memory.h"
+#include "tlb/paging_structure_cache.h"
+#include "tlb/tlb_hierarchy.h"
 #include "paging/paging_types.h"
 
 namespace shadowsim {
@@ -36,6 +38,8 @@ struct MachineParams {
   PagingControls controls;
   CpuFeatures cpu;
   VcpuParams vcpu;
+  TlbHierarchyParams tlb;
+  PscParams psc;
   PageTableMemoryParams memory;
 
   template <class V>
@@ -46,6 +50,8 @@ struct MachineParams {
     v.group("controls", controls, "control-register bits that change translation");
     v.group("cpu", cpu, "CPU features that decide entry formats");
     v.group("vcpu", vcpu, "VCPU timing");
+    v.group("tlb", tlb, "TLB hierarchy of each PCPU");
+    v.group("psc", psc, "paging-structure caches of each PCPU");
     v.group("memory", memory, "guest physical memory and the page-table line cache model");
   }
 };

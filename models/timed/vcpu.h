@@ -1,0 +1,85 @@
+// A VCPU replaying one trace stream: step 1 of the path of a guest access
+// (docs/architecture.md). Non-memory instructions cost `cpi` cycles each; every memory reference
+// is translated through its PCPU's MMU (models/mmu/mmu.h) for every page it touches; a
+// not-present fault is handed to the first-touch mapper (the native stand-in for a guest OS).
+//
+// Time, TLM-2.0 loosely-timed style: the VCPU runs ahead of the SystemC kernel with a local time
+// offset and yields only at the quantum boundary (tlm_utils::tlm_quantumkeeper). One SystemC time
+// unit (1 ns, the kernel's resolution) is one core cycle. Local time is kept as an integer count
+// of cycles and handed to the quantum keeper only when the quantum is used up, so a TLB hit stays
+// a plain function call with no kernel interaction.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <systemc>
+#include <tlm_utils/tlm_quantumkeeper.h>
+
+#include "common/stats.h"
+#include "guest/address_folder.h"
+#include "guest/first_touch_mapper.h"
+#include "mmu/mmu.h"
+#include "paging/paging_state.h"
+#include "timed/run_control.h"
+#include "workloads/trace_reader.h"
+
+namespace shadowsim {
+
+struct VcpuWiring {
+  std::unique_ptr<TraceReader> trace;
+  Mmu* mmu = nullptr;                  // the MMU of the PCPU this VCPU runs on
+  FirstTouchMapper* mapper = nullptr;  // demand mapping of the VCPU's address space
+  RunControl* control = nullptr;
+  PagingState paging;                  // mode, controls, CR3 of the VCPU's address space
+  TlbContext tlb_context;
+};
+
+class Vcpu : public sc_core::sc_module {
+ public:
+  SC_HAS_PROCESS(Vcpu);
+  Vcpu(sc_core::sc_module_name name, int id, double cpi, uint32_t fault_cycles, VcpuWiring wiring);
+
+  void register_stats(StatsGroup g);
+  uint64_t finish_cycles() const { return finish_cycles_; }
+  bool finished() const { return finished_; }
+  // An Error raised while replaying stops the simulation; the system rethrows it after sc_start.
+  const std::string& error() const { return error_; }
+
+ private:
+  static constexpr size_t kBatch = 4096;
+
+  void run();
+  void replay();
+  uint64_t reference(const TraceRecord& r);  // cycles of all translations of one record
+  uint64_t translate_page(uint64_t va, const Access& access) {  // inline: the TLB-hit path
+    const MmuResult r = w_.mmu->translate(va, access, w_.paging, w_.tlb_context);
+    return r.outcome == WalkOutcome::kOk ? r.cycles : handle_fault(va, access, r);
+  }
+  uint64_t handle_fault(uint64_t va, const Access& access, const MmuResult& first);
+  uint64_t now_cycles() const;
+  void advance(uint64_t cycles);
+
+  int id_;
+  uint32_t fault_cycles_;
+  VcpuWiring w_;
+  AddressFolder folder_;
+  tlm_utils::tlm_quantumkeeper quantum_keeper_;
+  uint64_t unsynced_cycles_ = 0;  // local time not yet handed to the quantum keeper
+  uint64_t sync_budget_ = 0;      // cycles left until the next quantum boundary
+  uint64_t cpi_fixed_;             // cpi in 1/65536 cycles: integer, so exact and fast
+  uint64_t fractional_cycles_ = 0;  // carry of cpi * instructions, in 1/65536 cycles
+  uint64_t finish_cycles_ = 0;
+  bool finished_ = false;
+  std::string error_;
+
+  uint64_t instructions_ = 0;
+  uint64_t references_[3] = {0, 0, 0};
+  uint64_t page_crossings_ = 0;
+  uint64_t first_touch_faults_ = 0;
+  uint64_t cycles_ = 0;
+  uint64_t translation_cycles_ = 0;
+};
+
+}  // namespace shadowsim

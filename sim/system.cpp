@@ -1,0 +1,220 @@
+#include "system.h"
+
+#include <chrono>
+#include <map>
+
+#include <fmt/format.h>
+#include <systemc>
+#include <tlm>
+
+#include "common/error.h"
+#include "guest/first_touch_mapper.h"
+#include "memory/page_table_memory.h"
+#include "mmu/mmu.h"
+#include "paging/frame_allocator.h"
+#include "timed/run_control.h"
+#include "timed/vcpu.h"
+#include "version.h"
+#include "workloads/trace_manifest.h"
+#include "workloads/trace_reader.h"
+
+namespace shadowsim {
+namespace {
+
+// SystemC 2.3 allows one elaboration per simulation context. A process that runs several systems
+// (the Python module, a test binary run without ctest) gives each a fresh context of its own,
+// deleted with the system; the process's first context is never deleted because SystemC's global
+// objects point into it. This uses two SystemC 2.3 internals (sc_curr_simcontext,
+// sc_default_global_context), exported by the Debian library (docs/setup.md).
+sc_core::sc_simcontext* first_context() {
+  static sc_core::sc_simcontext* const first = sc_core::sc_get_curr_simcontext();
+  return first;
+}
+
+void make_current(sc_core::sc_simcontext* context) {
+  sc_core::sc_curr_simcontext = context;
+  sc_core::sc_default_global_context = context;
+}
+
+sc_core::sc_simcontext* prepare_systemc_context() {
+  first_context();
+  sc_core::sc_simcontext* current = sc_core::sc_get_curr_simcontext();
+  if (current->elaboration_done() || current->get_status() != sc_core::SC_ELABORATION) {
+    make_current(new sc_core::sc_simcontext());
+  }
+  sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO,
+                                          sc_core::SC_DO_NOTHING);
+  sc_core::sc_set_time_resolution(1, sc_core::SC_NS);  // one time unit = one cycle
+  return sc_core::sc_get_curr_simcontext();
+}
+
+void release_systemc_context(sc_core::sc_simcontext* context) {
+  if (context == first_context()) return;
+  if (context == sc_core::sc_get_curr_simcontext()) make_current(new sc_core::sc_simcontext());
+  delete context;
+}
+
+constexpr uint64_t kReservedLowFrames = 256;  // the first 1 MiB: firmware, never handed out
+
+}  // namespace
+
+struct System::Impl {
+  ~Impl() {
+    vcpus.clear();  // modules go before the context they live in
+    mmus.clear();
+    release_systemc_context(context);
+  }
+  sc_core::sc_simcontext* context = nullptr;
+  SimConfig config;
+  std::string config_path;
+  StatsRegistry registry;
+  RunRecord record;
+  TraceManifest manifest;
+  std::unique_ptr<PageTableMemory> memory;
+  std::unique_ptr<FrameAllocator> frames;
+  std::unique_ptr<FirstTouchMapper> mapper;
+  std::unique_ptr<RunControl> control;
+  std::vector<std::unique_ptr<Mmu>> mmus;
+  std::vector<std::unique_ptr<Vcpu>> vcpus;
+  uint64_t makespan_cycles = 0;
+  uint64_t roi_references = 0;
+};
+
+System::System(const SimConfig& config, std::string config_path) : impl_(new Impl) {
+  Impl& s = *impl_;
+  s.config = config;
+  s.config_path = std::move(config_path);
+  s.context = prepare_systemc_context();
+  const MachineParams& m = config.machine;
+
+  s.manifest = load_workload(config.workload.trace);
+  const int streams = static_cast<int>(s.manifest.streams.size());
+  s.memory = std::make_unique<PageTableMemory>(m.memory, streams);
+  const uint64_t frames = s.memory->memory().frame_count();
+  if (frames <= kReservedLowFrames) {
+    throw Error(fmt::format("machine.memory.size_mib: {} MiB leaves no frame above the first "
+                            "MiB", m.memory.size_mib));
+  }
+  s.frames = std::make_unique<FrameAllocator>(
+      kReservedLowFrames, frames - kReservedLowFrames,
+      config.workload.first_touch.random_frames ? FrameAllocator::Placement::kRandom
+                                                : FrameAllocator::Placement::kLowestFree,
+      config.run.seed);
+  s.mapper = std::make_unique<FirstTouchMapper>(m.paging_mode, m.controls, m.cpu,
+                                                config.workload.first_touch.page_size, *s.frames,
+                                                s.memory->memory());
+  s.control = std::make_unique<RunControl>(
+      RunControl::Limits{config.run.warmup_references, config.run.max_references,
+                         config.run.interval_references},
+      s.registry, [&s](uint64_t roi_references, uint64_t now) {
+        IntervalSnapshot snap{roi_references, now, {}};
+        for (const FlatStat& f : flatten(s.registry)) snap.values.push_back(f.value);
+        s.record.intervals.push_back(std::move(snap));
+      });
+  tlm::tlm_global_quantum::instance().set(
+      sc_core::sc_time::from_value(config.run.quantum_cycles));
+
+  // One address space per process stream; a thread stream shares its parent's.
+  std::map<uint32_t, uint64_t> roots;
+  for (int i = 0; i < streams; ++i) {
+    const TraceStream& stream = s.manifest.streams[static_cast<size_t>(i)];
+    const bool shares = stream.created == StreamOrigin::kThread && stream.parent &&
+                        roots.count(*stream.parent);
+    const uint64_t root = shares ? roots[*stream.parent] : s.mapper->create_address_space();
+    roots[stream.id] = root;
+
+    const MmuParams mmu_params{m.tlb, m.psc};
+    s.mmus.push_back(std::make_unique<Mmu>(i, mmu_params, *s.memory,
+                                           config.run.seed * 1000003 + static_cast<uint64_t>(i)));
+    VcpuWiring wiring{open_trace(stream.path), s.mmus.back().get(), s.mapper.get(),
+                      s.control.get(), PagingState(m.paging_mode, m.controls, m.cpu), {}};
+    if (!wiring.paging.load_cr3(root, s.memory->memory())) {
+      throw Error("internal: the new address space's PDPTEs failed to load");
+    }
+    s.vcpus.push_back(std::make_unique<Vcpu>(fmt::format("vcpu{}", i).c_str(), i, m.vcpu.cpi,
+                                             config.workload.first_touch.fault_cycles,
+                                             std::move(wiring)));
+  }
+
+  // Statistics: per VCPU, per PCPU, shared memory, run-wide.
+  for (int i = 0; i < streams; ++i) {
+    s.vcpus[static_cast<size_t>(i)]->register_stats(StatsGroup(s.registry, fmt::format("vcpu{}", i)));
+    s.mmus[static_cast<size_t>(i)]->register_stats(StatsGroup(s.registry, fmt::format("pcpu{}", i)));
+  }
+  s.memory->register_stats(StatsGroup(s.registry, "ptmem"));
+  s.mapper->register_stats(StatsGroup(s.registry, "mapper"));
+  StatsGroup sim(s.registry, "sim");
+  sim.formula("makespan_cycles", [&s] { return static_cast<double>(s.makespan_cycles); },
+              "cycles", "end of the last VCPU minus the start of the region of interest");
+  sim.formula("references", [&s] { return static_cast<double>(s.control->roi_references()); },
+              "references", "references replayed in the region of interest");
+}
+
+System::~System() = default;
+
+void System::run() {
+  Impl& s = *impl_;
+  const auto start = std::chrono::steady_clock::now();
+  sc_core::sc_start();
+  for (const auto& vcpu : s.vcpus) {
+    if (!vcpu->error().empty()) throw Error(vcpu->error());
+  }
+  const auto end = std::chrono::steady_clock::now();
+  uint64_t last = 0;
+  for (const auto& vcpu : s.vcpus) last = std::max(last, vcpu->finish_cycles());
+  s.makespan_cycles = last - s.control->roi_start_cycles();
+
+  RunRecord& r = s.record;
+  r.version = kVersion;
+  r.git_hash = kGitHash;
+  r.config_path = s.config_path;
+  r.resolved_config_json = config_to_json(s.config);
+  r.seed = s.config.run.seed;
+  r.roi_references = s.control->roi_references();
+  r.roi_start_cycles = s.control->roi_start_cycles();
+  r.end_cycles = last;
+  r.host_seconds = std::chrono::duration<double>(end - start).count();
+  if (!s.control->in_roi()) {
+    throw Error(fmt::format("run.warmup_references: the workload ended after {} references, "
+                            "before the warm-up of {} was over", s.control->roi_references(),
+                            s.config.run.warmup_references));
+  }
+}
+
+const StatsRegistry& System::stats() const { return impl_->registry; }
+const RunRecord& System::record() const { return impl_->record; }
+
+std::string System::summary() const {
+  const Impl& s = *impl_;
+  auto value = [&s](const std::string& name) {
+    const StatsRegistry::Entry* e = s.registry.find(name);
+    if (!e) return 0.0;
+    return e->counter ? static_cast<double>(*e->counter) : e->formula ? e->formula() : 0.0;
+  };
+  std::string out = fmt::format(
+      "shadowsim: {} VCPU(s), {} paging, {} references in the region of interest, {} cycles\n",
+      s.vcpus.size(), to_string(s.config.machine.paging_mode), s.record.roi_references,
+      s.makespan_cycles);
+  for (size_t i = 0; i < s.vcpus.size(); ++i) {
+    const std::string v = fmt::format("vcpu{}", i);
+    const std::string p = fmt::format("pcpu{}", i);
+    out += fmt::format(
+        "  {}: {:.0f} instructions, {:.0f} R / {:.0f} W / {:.0f} X references, {:.0f} cycles "
+        "({:.1f}% translating)\n",
+        v, value(v + ".instructions"), value(v + ".references.read"),
+        value(v + ".references.write"), value(v + ".references.fetch"), value(v + ".cycles"),
+        100 * value(v + ".translation_share"));
+    out += fmt::format(
+        "  {}: DTLB miss rate {:.2f}%, ITLB {:.2f}%, STLB {:.2f}%; {:.0f} walks, {:.2f} "
+        "page-table references per walk\n",
+        p, 100 * value(p + ".dtlb.miss_rate"), 100 * value(p + ".itlb.miss_rate"),
+        100 * value(p + ".stlb.miss_rate"), value(p + ".walker.walks"),
+        value(p + ".walker.references_per_walk"));
+  }
+  out += fmt::format("  page-table lines: L1D hit rate {:.1f}%, LLC {:.1f}%, {:.0f} DRAM accesses\n",
+                     100 * value("ptmem.pcpu0.l1d.hit_rate"), 100 * value("ptmem.llc.hit_rate"),
+                     value("ptmem.dram_accesses"));
+  return out;
+}
+
+}  // namespace shadowsim

@@ -1,0 +1,15 @@
+# Runs COMMAND (a ;-list), expects a non-zero exit and every regex of EXPECT (a ;-list) in stderr.
+#   cmake -DCOMMAND="a;b" -DEXPECT="x;y" -P expect_failure.cmake
+execute_process(COMMAND ${COMMAND} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 0)
+  message(FATAL_ERROR "expected a failure, got exit 0\nstdout: ${out}\nstderr: ${err}")
+endif()
+if(NOT rc MATCHES "^[0-9]+$")
+  message(FATAL_ERROR "expected a clean non-zero exit, got '${rc}' (a crash?)\nstderr: ${err}")
+endif()
+foreach(pattern IN LISTS EXPECT)
+  if(NOT err MATCHES "${pattern}")
+    message(FATAL_ERROR "stderr lacks '${pattern}'\nstderr: ${err}")
+  endif()
+endforeach()
+message(STATUS "exit ${rc} as expected: ${err}")

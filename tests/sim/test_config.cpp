@@ -1,0 +1,137 @@
+// The strict config loader: defaults, overrides, and a table of bad configs whose messages must
+// name the offending JSON path and what was expected.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "config.h"
+
+namespace shadowsim {
+namespace {
+
+SimConfig parse(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  return parse_config(text, "test.json", overrides);
+}
+
+TEST(Config, DefaultsComeFromTheParameterStructs) {
+  const SimConfig c = parse(R"({"workload": {"trace": "t.sst"}})");
+  EXPECT_EQ(c.machine.paging_mode, PagingMode::k4Level);
+  EXPECT_EQ(c.machine.memory.l1d.size_kib, PageTableMemoryParams{}.l1d.size_kib);
+  EXPECT_EQ(c.run.seed, 1u);
+  EXPECT_EQ(c.workload.trace, "t.sst");
+}
+
+TEST(Config, ValuesChoicesGroupsAndCommentsAreRead) {
+  const SimConfig c = parse(R"({
+    // comments are allowed
+    "description": "pae run",
+    "machine": {"paging_mode": "pae", "vcpu": {"cpi": 1.5},
+                "controls": {"cr4_smep": true}, "memory": {"l2": {"size_kib": 512}}},
+    "workload": {"trace": "t.sst", "first_touch": {"page_size": "2M"}},
+    "run": {"seed": 42, "warmup_references": 1000}
+  })");
+  EXPECT_EQ(c.description, "pae run");
+  EXPECT_EQ(c.machine.paging_mode, PagingMode::kPae);
+  EXPECT_DOUBLE_EQ(c.machine.vcpu.cpi, 1.5);
+  EXPECT_TRUE(c.machine.controls.cr4_smep);
+  EXPECT_EQ(c.machine.memory.l2.size_kib, 512u);
+  EXPECT_EQ(c.workload.first_touch.page_size, PageSize::k2M);
+  EXPECT_EQ(c.run.seed, 42u);
+  EXPECT_EQ(c.run.warmup_references, 1000u);
+}
+
+TEST(Config, OverridesApplyBeforeValidation) {
+  const SimConfig c = parse(R"({"workload": {"trace": "t.sst"}})",
+                            {"run.seed=9", "machine.paging_mode=5level", "description=hello",
+                             "machine.memory.l1d.ways=4"});
+  EXPECT_EQ(c.run.seed, 9u);
+  EXPECT_EQ(c.machine.paging_mode, PagingMode::k5Level);
+  EXPECT_EQ(c.description, "hello");
+  EXPECT_EQ(c.machine.memory.l1d.ways, 4u);
+  EXPECT_THROW(parse(R"({"workload": {"trace": "t.sst"}})", {"run.sed=9"}), Error);
+  EXPECT_THROW(parse(R"({"workload": {"trace": "t.sst"}})", {"noequals"}), Error);
+}
+
+TEST(Config, ResolvedConfigRoundTrips) {
+  const SimConfig c = parse(R"({"machine": {"paging_mode": "32bit"}, "workload": {"trace": "t.sst"},
+                                "run": {"quantum_cycles": 77}})");
+  const SimConfig again = parse(config_to_json(c));
+  EXPECT_EQ(config_to_json(again), config_to_json(c));
+  EXPECT_EQ(again.run.quantum_cycles, 77u);
+  EXPECT_EQ(again.machine.paging_mode, PagingMode::k32Bit);
+}
+
+struct BadConfig {
+  const char* name;
+  const char* json;
+  const char* path;      // the message must name this JSON path
+  const char* expected;  // ... and say this about the expected form
+};
+
+class BadConfigs : public ::testing::TestWithParam<BadConfig> {};
+
+TEST_P(BadConfigs, MessageNamesThePathAndTheExpectedForm) {
+  const BadConfig& bad = GetParam();
+  try {
+    parse(bad.json);
+    FAIL() << "accepted: " << bad.json;
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("test.json"), std::string::npos) << message;
+    EXPECT_NE(message.find(bad.path), std::string::npos) << message;
+    EXPECT_NE(message.find(bad.expected), std::string::npos) << message;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, BadConfigs,
+    ::testing::Values(
+        BadConfig{"not_json", R"({"run": )", "not valid JSON", "parse error"},
+        BadConfig{"top_not_object", R"([1, 2])", "top level", "JSON object"},
+        BadConfig{"unknown_key", R"({"workload": {"trace": "t"}, "machin": {}})", "machin",
+                  "unknown key"},
+        BadConfig{"unknown_nested", R"({"workload": {"trace": "t"}, "run": {"sed": 1}})",
+                  "run.sed", "expected one of"},
+        BadConfig{"wrong_type_int", R"({"workload": {"trace": "t"}, "run": {"seed": "7"}})",
+                  "run.seed", "expected an integer"},
+        BadConfig{"negative_unsigned", R"({"workload": {"trace": "t"}, "run": {"seed": -1}})",
+                  "run.seed", "expected an integer in [0,"},
+        BadConfig{"fraction_for_int", R"({"workload": {"trace": "t"}, "run": {"seed": 1.5}})",
+                  "run.seed", "expected an integer"},
+        BadConfig{"out_of_range", R"({"workload": {"trace": "t"}, "run": {"quantum_cycles": 0}})",
+                  "run.quantum_cycles", "[1, 1000000000000]"},
+        BadConfig{"wrong_type_bool",
+                  R"({"workload": {"trace": "t"}, "machine": {"controls": {"cr0_wp": 1}}})",
+                  "machine.controls.cr0_wp", "true or false"},
+        BadConfig{"bad_choice", R"({"workload": {"trace": "t"}, "machine": {"paging_mode": "64"}})",
+                  "machine.paging_mode", "\"4level\""},
+        BadConfig{"group_not_object", R"({"workload": {"trace": "t"}, "machine": {"memory": 4}})",
+                  "machine.memory", "expected an object"},
+        BadConfig{"cross_field", R"({"workload": {"trace": "t"}, "machine": {"memory": {"line_bytes": 48}}})",
+                  "machine.memory.line_bytes", "power of two"},
+        BadConfig{"maxphyaddr", R"({"workload": {"trace": "t"}, "machine": {"cpu": {"maxphyaddr": 60}}})",
+                  "machine.cpu.maxphyaddr", "[32, 52]"},
+        BadConfig{"missing_trace", R"({})", "workload.trace", "expected a trace file"}),
+    [](const ::testing::TestParamInfo<BadConfig>& info) { return std::string(info.param.name); });
+
+TEST(Config, DefaultsDumpIsCompleteAndReloadable) {
+  const nlohmann::json defaults = nlohmann::json::parse(config_defaults_json());
+  EXPECT_EQ(defaults["machine"]["paging_mode"], "4level");
+  EXPECT_TRUE(defaults["machine"]["memory"].contains("dram_latency_cycles"));
+  nlohmann::json with_trace = defaults;
+  with_trace["workload"]["trace"] = "t.sst";
+  EXPECT_NO_THROW(parse(with_trace.dump()));
+}
+
+TEST(Config, MissingFileIsNamed) {
+  try {
+    load_config("/nonexistent/shadowsim.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/shadowsim.json"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace shadowsim
