@@ -92,6 +92,8 @@ struct RunParams {
   uint64_t warmup_references = 0;    // statistics reset after this many references (all VCPUs)
   uint64_t max_references = 0;       // stop after this many references; 0: whole trace
   uint64_t interval_references = 0;  // snapshot statistics every N references; 0: off
+  uint64_t warmup_cycles = 0;        // alternative: statistics reset at this simulated time
+  uint64_t interval_cycles = 0;      // alternative: snapshot every N cycles
 
   template <class V>
   void visit(V& v) {
@@ -105,6 +107,20 @@ struct RunParams {
             Limits{0, 1e18}, "references");
     v.value("interval_references", interval_references,
             "statistics snapshot every N references (0: none)", Limits{0, 1e18}, "references");
+    v.value("warmup_cycles", warmup_cycles,
+            "alternative to warmup_references: reset at this time (at a quantum boundary)",
+            Limits{0, 1e18}, "cycles");
+    v.value("interval_cycles", interval_cycles,
+            "alternative to interval_references: snapshot every N cycles (at quantum boundaries)",
+            Limits{0, 1e18}, "cycles");
+  }
+  void validate() const {
+    if (warmup_references && warmup_cycles) {
+      throw ParamError("warmup_cycles", "give warmup_references or warmup_cycles, not both");
+    }
+    if (interval_references && interval_cycles) {
+      throw ParamError("interval_cycles", "give interval_references or interval_cycles, not both");
+    }
   }
 };
 

@@ -105,7 +105,8 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
                                                 s.memory->memory());
   s.control = std::make_unique<RunControl>(
       RunControl::Limits{config.run.warmup_references, config.run.max_references,
-                         config.run.interval_references},
+                         config.run.interval_references, config.run.warmup_cycles,
+                         config.run.interval_cycles},
       s.registry, [&s](uint64_t roi_references, uint64_t now) {
         IntervalSnapshot snap{roi_references, now, {}};
         for (const FlatStat& f : flatten(s.registry)) snap.values.push_back(f.value);
@@ -175,9 +176,10 @@ void System::run() {
   r.end_cycles = last;
   r.host_seconds = std::chrono::duration<double>(end - start).count();
   if (!s.control->in_roi()) {
-    throw Error(fmt::format("run.warmup_references: the workload ended after {} references, "
-                            "before the warm-up of {} was over", s.control->roi_references(),
-                            s.config.run.warmup_references));
+    throw Error(fmt::format("run.warmup_{}: the workload ended (after {} references, {} cycles) "
+                            "before the warm-up was over",
+                            s.config.run.warmup_cycles ? "cycles" : "references",
+                            s.control->roi_references(), last));
   }
 }
 

@@ -2,6 +2,9 @@
 // warm-up ends (statistics reset: what follows is the region of interest), when an interval
 // snapshot is due, and when the reference limit stops the run. The hot path is one increment and
 // one compare per reference; everything else happens at those rare events.
+// Warm-up and intervals may be given in references (exact, counted over all VCPUs) or in cycles
+// (checked when a VCPU synchronises with the kernel, so they take effect at the first quantum
+// boundary at or after the given time).
 #pragma once
 
 #include <cstdint>
@@ -17,6 +20,8 @@ class RunControl {
     uint64_t warmup_references = 0;
     uint64_t max_references = 0;       // 0: none
     uint64_t interval_references = 0;  // 0: none
+    uint64_t warmup_cycles = 0;        // alternative to warmup_references
+    uint64_t interval_cycles = 0;      // alternative to interval_references
   };
   // on_interval(roi_references, now_cycles) takes a statistics snapshot.
   using IntervalFn = std::function<void(uint64_t, uint64_t)>;
@@ -28,6 +33,10 @@ class RunControl {
   bool count_reference() { return ++references_ >= next_event_; }
   // Handles a due event; false when the run must stop.
   bool handle_event(uint64_t now_cycles);
+  // Called by a VCPU whenever it has synchronised with the kernel (global time = now_cycles).
+  void at_sync(uint64_t now_cycles) {
+    if (now_cycles >= next_time_event_) handle_time_event(now_cycles);
+  }
   bool stopped() const { return stopped_; }
 
   uint64_t roi_references() const { return references_ - roi_start_references_; }
@@ -36,6 +45,8 @@ class RunControl {
 
  private:
   void schedule_next();
+  void handle_time_event(uint64_t now_cycles);
+  void start_roi(uint64_t now_cycles);
 
   Limits limits_;
   StatsRegistry& registry_;
@@ -46,6 +57,8 @@ class RunControl {
   uint64_t roi_start_references_ = 0;
   uint64_t roi_start_cycles_ = 0;
   uint64_t next_interval_ = 0;
+  uint64_t next_time_event_ = ~0ULL;
+  uint64_t next_interval_cycles_ = 0;
   bool stopped_ = false;
 };
 

@@ -30,12 +30,14 @@ uint64_t Vcpu::now_cycles() const {
 }
 
 // Hands local time to the quantum keeper only at quantum boundaries (see the header).
-void Vcpu::advance(uint64_t cycles) {
-  unsynced_cycles_ += cycles;
+void Vcpu::sync_if_quantum_used() {
   if (unsynced_cycles_ < sync_budget_) return;
   quantum_keeper_.inc(sc_core::sc_time::from_value(unsynced_cycles_));
   unsynced_cycles_ = 0;
-  if (quantum_keeper_.need_sync()) quantum_keeper_.sync();
+  if (quantum_keeper_.need_sync()) {
+    quantum_keeper_.sync();
+    w_.control->at_sync(sc_core::sc_time_stamp().value());
+  }
   const uint64_t quantum = tlm_utils::tlm_quantumkeeper::get_global_quantum().value();
   sync_budget_ = quantum - quantum_keeper_.get_current_time().value() % quantum;
 }
@@ -95,14 +97,18 @@ void Vcpu::replay() {
       ++references_[static_cast<int>(r.kind)];
       translation_cycles_ += translation;
       cycles_ += compute + translation;
-      advance(compute + translation);
+      unsynced_cycles_ += compute + translation;
+      // The reference is complete: count it (a warm-up ending here resets its statistics too),
+      // then yield to the kernel if the quantum is used up.
       if (w_.control->count_reference() && !w_.control->handle_event(now_cycles())) break;
+      sync_if_quantum_used();
     }
   }
   quantum_keeper_.inc(sc_core::sc_time::from_value(unsynced_cycles_));
   unsynced_cycles_ = 0;
   quantum_keeper_.sync();
   finish_cycles_ = sc_core::sc_time_stamp().value();
+  w_.control->at_sync(finish_cycles_);
   finished_ = true;
 }
 

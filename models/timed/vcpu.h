@@ -59,7 +59,7 @@ class Vcpu : public sc_core::sc_module {
   }
   uint64_t handle_fault(uint64_t va, const Access& access, const MmuResult& first);
   uint64_t now_cycles() const;
-  void advance(uint64_t cycles);
+  void sync_if_quantum_used();
 
   int id_;
   uint32_t fault_cycles_;

@@ -41,3 +41,37 @@ TEST(RunControl, NoLimitsNeverStops) {
 
 }  // namespace
 }  // namespace shadowsim
+
+namespace shadowsim {
+namespace {
+
+TEST(RunControl, CycleWarmupAndIntervalsActAtSyncPoints) {
+  StatsRegistry registry;
+  uint64_t counter = 0;
+  StatsGroup(registry, "x").counter("n", &counter, "u", "d");
+  std::vector<uint64_t> snapshot_times;
+  RunControl::Limits limits;
+  limits.warmup_cycles = 1000;
+  limits.interval_cycles = 500;
+  RunControl control(limits, registry, [&](uint64_t, uint64_t now) { snapshot_times.push_back(now); });
+  EXPECT_FALSE(control.in_roi());
+  for (int i = 0; i < 50; ++i) {
+    ++counter;
+    ASSERT_FALSE(control.count_reference());  // no reference-based events configured
+  }
+  control.at_sync(900);
+  EXPECT_FALSE(control.in_roi());
+  control.at_sync(1200);  // first sync at or after the warm-up time
+  EXPECT_TRUE(control.in_roi());
+  EXPECT_EQ(control.roi_start_cycles(), 1200u);
+  EXPECT_EQ(counter, 0u);
+  control.at_sync(1600);
+  EXPECT_TRUE(snapshot_times.empty());
+  control.at_sync(1700);   // 1200 + 500
+  control.at_sync(3000);   // spans two intervals: one snapshot
+  control.at_sync(3100);
+  EXPECT_EQ(snapshot_times, (std::vector<uint64_t>{1700, 3000}));
+}
+
+}  // namespace
+}  // namespace shadowsim

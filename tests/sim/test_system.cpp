@@ -116,6 +116,14 @@ TEST_F(SystemTest, WarmupResetsAndIntervalsSnapshot) {
   EXPECT_GT(s->record().roi_start_cycles, 0u);
   const auto limited = run(R"({"workload": {"trace": "t.sstx"}, "run": {"max_references": 250}})");
   EXPECT_EQ(limited->record().roi_references, 250u);
+  const auto by_time = run(R"({"workload": {"trace": "t.sstx"},
+                               "run": {"warmup_cycles": 2000, "quantum_cycles": 100}})");
+  EXPECT_GE(by_time->record().roi_start_cycles, 2000u);
+  EXPECT_LT(by_time->record().roi_start_cycles, 2000u + 100u + 2000u);  // + one first-touch fault
+  EXPECT_LT(by_time->record().roi_references, 1000u);
+  EXPECT_THROW(run(R"({"workload": {"trace": "t.sstx"},
+                       "run": {"warmup_cycles": 2000, "warmup_references": 5}})"),
+               Error);
 }
 
 TEST_F(SystemTest, ThreadsShareAnAddressSpaceProcessesDoNot) {
