@@ -278,7 +278,7 @@ void PageTableEditor::for_each_leaf(uint64_t table_pa, int level, uint64_t first
   for_each_entry(table_pa, level, first, last, [&](const Slot& s, uint64_t lo, uint64_t hi) {
     if (!(s.value & pte::kPresent)) return;
     if (is_leaf(s)) {
-      fn(s);
+      fn(s, lo);
     } else {
       for_each_leaf(s.value & address_mask_, level - 1, lo, hi, fn);
     }
@@ -312,7 +312,7 @@ std::vector<uint64_t> PageTableEditor::unmap(uint64_t root, uint64_t va, uint64_
   check_no_straddle(root, va, bytes, "unmap");
   const uint64_t last = va + bytes - 1;
   for_each_leaf(root, top_level(mode_), va, last,
-                [&](const Slot& s) { store(s.level, s.entry_pa, s.value, 0); });
+                [&](const Slot& s, uint64_t) { store(s.level, s.entry_pa, s.value, 0); });
   std::vector<uint64_t> detached;
   if (free_empty_tables) prune(root, top_level(mode_), va, last, detached);
   return detached;
@@ -330,13 +330,61 @@ void PageTableEditor::protect(uint64_t root, uint64_t va, uint64_t bytes,
   if (rights.user) new_rights |= pte::kUser;
   if (rights.global) new_rights |= pte::kGlobal;
   if (rights.execute_disable) new_rights |= pte::kExecuteDisable;
-  for_each_leaf(root, top_level(mode_), va, va + bytes - 1, [&](const Slot& s) {
+  for_each_leaf(root, top_level(mode_), va, va + bytes - 1, [&](const Slot& s, uint64_t) {
     const uint64_t updated = (s.value & ~kRightsBits) | new_rights;
     // 4 KiB: ptep_modify_prot_start clears, commit sets. Large: pmdp_invalidate keeps the entry
     // but clears P, then set_pmd_at.
     const uint64_t interim = s.level == 1 ? 0 : (s.value & ~pte::kPresent);
     store(s.level, s.entry_pa, s.value, interim);
     store(s.level, s.entry_pa, interim, updated);
+  });
+}
+
+std::optional<PageTableEditor::Leaf> PageTableEditor::leaf(uint64_t root, uint64_t va) {
+  const Slot s = find(root, va, 1);
+  if (s.level != 1) return std::nullopt;
+  return Leaf{s.entry_pa, s.value};
+}
+
+void PageTableEditor::set_leaf(uint64_t root, uint64_t va, uint64_t value) {
+  const std::optional<Leaf> l = leaf(root, va);
+  if (!l) throw Error(fmt::format("set_leaf at {:#x}: no page table maps that address", va));
+  store(1, l->entry_pa, l->value, value);
+}
+
+uint64_t PageTableEditor::clear_leaf(uint64_t root, uint64_t va) {
+  const std::optional<Leaf> l = leaf(root, va);
+  if (!l) throw Error(fmt::format("clear_leaf at {:#x}: no page table maps that address", va));
+  store(1, l->entry_pa, l->value, 0);
+  return l->value;
+}
+
+void PageTableEditor::clear_leaf_bits(uint64_t root, uint64_t va, uint64_t bits) {
+  const std::optional<Leaf> l = leaf(root, va);
+  if (!l) throw Error(fmt::format("clear_leaf_bits at {:#x}: no page table maps that address", va));
+  const uint64_t updated = l->value & ~bits;
+  if (mode_ == PagingMode::kPae) {
+    const bool high = (bits >> 32) != 0;
+    if (high && (bits & 0xffffffffULL)) {
+      throw Error("clear_leaf_bits: on PAE the bits must lie in one 32-bit half");
+    }
+    const unsigned shift = high ? 32 : 0;
+    store_.write_entry(EntryWrite{l->entry_pa + (high ? 4 : 0), (l->value >> shift) & 0xffffffffULL,
+                                  (updated >> shift) & 0xffffffffULL, 1, 4});
+    return;
+  }
+  store_.write_entry(EntryWrite{l->entry_pa, l->value, updated, 1, static_cast<uint8_t>(width_)});
+}
+
+void PageTableEditor::for_each_present_leaf(
+    uint64_t root, uint64_t va, uint64_t bytes, const std::function<void(uint64_t, uint64_t)>& fn) {
+  check_range(va, bytes, kPageSize, "leaf walk");
+  for_each_leaf(root, top_level(mode_), va, va + bytes - 1, [&](const Slot& s, uint64_t at) {
+    if (s.level != 1) {
+      throw Error(fmt::format("leaf walk of [{:#x}, {:#x}): a large page is mapped there", va,
+                              va + bytes));
+    }
+    fn(at, s.value);
   });
 }
 

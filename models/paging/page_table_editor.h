@@ -20,6 +20,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <vector>
 
 #include "paging/paging_types.h"
@@ -102,6 +104,28 @@ class PageTableEditor {
 
   void release_tables(const std::vector<uint64_t>& table_frames);
 
+  // Single-entry operations on 4 KiB leaves, as the kernel's fault, COW and fork paths do them.
+  // A leaf entry: its address and value, or nullopt when the tables down to it do not exist.
+  struct Leaf {
+    uint64_t entry_pa;
+    uint64_t value;
+  };
+  std::optional<Leaf> leaf(uint64_t root, uint64_t va);
+  // set_pte / set_pte_at on an existing page table (PAE: high half, then low).
+  void set_leaf(uint64_t root, uint64_t va, uint64_t value);
+  // ptep_get_and_clear (PAE: low half, then high). Returns the old value.
+  uint64_t clear_leaf(uint64_t root, uint64_t va);
+  // One locked read-modify-write clearing `bits` (ptep_set_wrprotect: clear_bit of R/W). On PAE
+  // it is a 32-bit write of the half holding the bits (all in one half).
+  void clear_leaf_bits(uint64_t root, uint64_t va, uint64_t bits);
+  // Present 4 KiB leaves in [va, va+bytes), in address order: fn(va, value).
+  void for_each_present_leaf(uint64_t root, uint64_t va, uint64_t bytes,
+                             const std::function<void(uint64_t, uint64_t)>& fn);
+  // The leaf value map() writes for a 4 KiB page (for callers that set entries themselves).
+  uint64_t leaf_value(uint64_t pa, const PageFlags& flags) const {
+    return leaf_entry(pa, PageSize::k4K, flags);
+  }
+
   PagingMode mode() const { return mode_; }
 
  private:
@@ -127,7 +151,7 @@ class PageTableEditor {
   template <typename Fn>
   void for_each_entry(uint64_t table_pa, int level, uint64_t first, uint64_t last, Fn&& fn);
   template <typename Fn>
-  void for_each_leaf(uint64_t table_pa, int level, uint64_t first, uint64_t last, Fn&& fn);
+  void for_each_leaf(uint64_t table_pa, int level, uint64_t first, uint64_t last, Fn&& fn);  // fn(slot, va)
   void prune(uint64_t table_pa, int level, uint64_t first, uint64_t last,
              std::vector<uint64_t>& detached);
   bool table_empty(uint64_t table_pa);

@@ -210,6 +210,38 @@ TEST_F(Editor, DestroyFreesEveryTableFrame) {
   }
 }
 
+TEST_F(Editor, SingleLeafOperationsWriteWhatTheKernelWrites) {
+  reset(PagingMode::kPae);
+  PageFlags f = user_rw();
+  f.execute_disable = true;
+  editor->map(root, 0x400000, 0x800000, 3 * kPageSize, PageSize::k4K, f);
+  const auto l = editor->leaf(root, 0x401000);
+  ASSERT_TRUE(l.has_value());
+  EXPECT_EQ(l->value & ~0xfffULL & 0xffffffffULL, 0x801000u);
+  EXPECT_FALSE(editor->leaf(root, 0x40000000).has_value());  // no page table there
+
+  size_t before = writes();
+  editor->clear_leaf_bits(root, 0x401000, pte::kWritable);  // ptep_set_wrprotect
+  ASSERT_EQ(writes() - before, 1u);
+  EXPECT_EQ(store->writes[before].width, 4);
+  EXPECT_EQ(store->writes[before].entry_pa, l->entry_pa);  // the low half
+  EXPECT_EQ(translate(0x401000, Access::write(true)).error_code, 0x7u);
+
+  before = writes();
+  EXPECT_EQ(editor->clear_leaf(root, 0x402000) >> 63, 1u);  // returns the old value
+  ASSERT_EQ(writes() - before, 2u);
+  EXPECT_LT(store->writes[before].entry_pa, store->writes[before + 1].entry_pa);  // low, high
+  editor->set_leaf(root, 0x402000, editor->leaf_value(0x900000, f));
+  EXPECT_GT(store->writes[before + 2].entry_pa, store->writes[before + 3].entry_pa);  // high, low
+  EXPECT_EQ(translate(0x402008).translation.pa, 0x900008u);
+
+  std::vector<uint64_t> seen;
+  editor->for_each_present_leaf(root, 0x400000, 2ULL << 20,
+                                [&](uint64_t va, uint64_t) { seen.push_back(va); });
+  EXPECT_EQ(seen, (std::vector<uint64_t>{0x400000, 0x401000, 0x402000}));
+  EXPECT_THROW(editor->set_leaf(root, 0x40000000, 1), Error);
+}
+
 TEST_F(Editor, ImpossibleRequestsAreRefusedBeforeAnyWrite) {
   editor->map(root, 0x200000, 0x200000, 2ULL << 20, PageSize::k2M, user_rw());
   editor->map(root, 0x400000, 0x800000, kPageSize, PageSize::k4K, user_rw());
