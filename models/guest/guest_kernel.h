@@ -1,0 +1,218 @@
+// The guest kernel model: processes and their address spaces (Linux mm_struct with VMAs) whose
+// page tables live in guest memory and are edited the way Linux 6.1 edits them
+// (../shared research notes, workloads.md §4; docs/guest.md):
+//   - demand paging: anonymous read -> the shared zero page, read-only; anonymous write -> a new
+//     zeroed frame, writable and dirty; file-backed read -> fault-around (up to 16 PTEs of the
+//     same page table, inside the VMA); tables allocated on the way down;
+//   - fork: page tables copied only for VMAs with anonymous pages (vma_needs_copy), private
+//     writable PTEs write-protected in parent and child (COW), then the parent's TLB flushed;
+//     vfork and threads share the mm; COW break reuses an exclusively owned frame, else copies
+//     (clear, flush, set); exec gives a new mm; exit and munmap clear PTEs one by one, free empty
+//     tables after the flush; mprotect rewrites present PTEs and flushes; brk grows and shrinks.
+// A plain C++ core: every page-table write goes through the PageTableStore (the one door), and
+// every TLB invalidation the kernel needs is asked of a TlbShootdownSink at the point Linux does
+// it. The timed layer implements both (stores through the VCPU, shootdown IPIs to the VCPUs that
+// run the mm).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "common/params.h"
+#include "common/stats.h"
+#include "paging/frame_allocator.h"
+#include "paging/page_table_editor.h"
+#include "paging/paging_state.h"
+
+namespace shadowsim {
+
+namespace prot {
+constexpr uint8_t kRead = 1;
+constexpr uint8_t kWrite = 2;
+constexpr uint8_t kExec = 4;
+}  // namespace prot
+
+struct Vma {
+  uint64_t start = 0;  // [start, end), page aligned
+  uint64_t end = 0;
+  uint8_t prot = 0;          // prot::k*
+  bool shared = false;       // MAP_SHARED
+  bool file = false;         // file-backed (page cache); else anonymous
+  bool grows_down = false;   // a stack
+  bool has_anon = false;     // has anonymous pages (Linux anon_vma): fork copies its tables
+};
+
+// Kernel work charged to the VCPU, in instructions. Assumptions (no single published source):
+// orders of magnitude of Linux 6.1 paths on a ~3 GHz core (a minor fault ~0.5-1 us, fork of a
+// small process ~50-100 us, exec ~300 us).
+struct KernelCosts {
+  uint32_t fault = 1000;          // exception entry/exit and the fault handler
+  uint32_t page_copy = 700;       // clear_page / copy_page of 4 KiB
+  uint32_t syscall = 1500;        // mmap, munmap, mprotect, brk: entry, VMA work, exit
+  uint32_t per_pte = 15;          // each PTE visited by fork, munmap, mprotect, exit
+  uint32_t fork = 30000;
+  uint32_t exec = 100000;
+  uint32_t exit = 20000;
+
+  template <class V>
+  void visit(V& v) {
+    v.value("fault", fault, "page-fault entry, handler and exit", Limits{0, 1e9}, "instructions");
+    v.value("page_copy", page_copy, "zeroing or copying one 4 KiB page", Limits{0, 1e9},
+            "instructions");
+    v.value("syscall", syscall, "mmap/munmap/mprotect/brk base cost", Limits{0, 1e9},
+            "instructions");
+    v.value("per_pte", per_pte, "each PTE visited by fork, munmap, mprotect, exit",
+            Limits{0, 1e9}, "instructions");
+    v.value("fork", fork, "fork base cost", Limits{0, 1e9}, "instructions");
+    v.value("exec", exec, "exec base cost", Limits{0, 1e9}, "instructions");
+    v.value("exit", exit, "exit base cost", Limits{0, 1e9}, "instructions");
+  }
+};
+
+struct GuestKernelParams {
+  bool zero_page = true;              // anonymous reads map the shared zero page
+  uint32_t fault_around_pages = 16;   // fault_around_bytes = 64 KiB
+  uint32_t flush_ceiling_pages = 33;  // tlb_single_page_flush_ceiling: INVLPG up to this
+  // Traces without memory-management events touch memory no VMA describes: with this on, such a
+  // touch creates an anonymous read/write/exec VMA for its 64 KiB region (merged with
+  // neighbours); off, it is a segmentation fault (an Error).
+  bool implicit_vmas = true;
+  KernelCosts costs;
+
+  template <class V>
+  void visit(V& v) {
+    v.value("zero_page", zero_page, "anonymous read faults map the shared zero page");
+    v.value("fault_around_pages", fault_around_pages, "file read faults map up to this many PTEs",
+            Limits{1, 512}, "pages");
+    v.value("flush_ceiling_pages", flush_ceiling_pages,
+            "ranges up to this many pages are flushed page by page, larger ones fully",
+            Limits{0, 1 << 20}, "pages");
+    v.value("implicit_vmas", implicit_vmas,
+            "a touch outside every VMA creates an anonymous VMA (traces without mm events)");
+    v.group("costs", costs, "kernel work charged to the VCPU");
+  }
+};
+
+// TLB invalidation requests, made where Linux makes them. The timed layer applies them to every
+// CPU that runs the mm (a shootdown when that is more than the current one).
+class TlbShootdownSink {
+ public:
+  virtual ~TlbShootdownSink() = default;
+  virtual void flush_pages(uint32_t mm, const std::vector<uint64_t>& pages) = 0;  // INVLPG each
+  virtual void flush_mm(uint32_t mm) = 0;  // full non-global flush
+};
+
+enum class FaultKind : uint8_t {
+  kZeroPage,    // anonymous read: the zero page mapped read-only
+  kAnonymous,   // anonymous write (or read without the zero page): a new frame
+  kFileAround,  // file read: fault-around
+  kFileCow,     // private file write: a copy
+  kCowReuse,    // write-protect fault on an exclusively owned frame: made writable in place
+  kCowCopy,     // write-protect fault on a shared frame (or the zero page): copied
+  kSharedWrite, // write to a shared file page: made writable in place
+  kSpurious,    // the entry already allows the access (stale TLB entry, or mapped by another CPU)
+  kCount
+};
+const char* to_string(FaultKind kind);
+
+struct FaultOutcome {
+  FaultKind kind;
+  uint64_t instructions;  // kernel work to charge
+};
+
+class GuestKernel {
+ public:
+  GuestKernel(PagingMode mode, PagingControls controls, CpuFeatures features,
+              const GuestKernelParams& params, FrameAllocator& frames, PageTableStore& store,
+              TlbShootdownSink& tlb);
+  ~GuestKernel();
+
+  // Processes. Each returns the new pid; the kernel work is added to *instructions if given.
+  uint32_t create_process();
+  uint32_t fork(uint32_t parent, uint64_t* instructions = nullptr);
+  uint32_t vfork(uint32_t parent);         // shares the parent's mm until exec or exit
+  uint32_t clone_thread(uint32_t parent);  // shares the mm for good
+  uint64_t exec(uint32_t pid);             // a new, empty mm; the old one dropped
+  uint64_t exit(uint32_t pid);
+
+  // Memory-management system calls; `addr` is where the mapping is (the syscall's result).
+  // Each returns the kernel work in instructions. Throws Error on a malformed range.
+  uint64_t mmap(uint32_t pid, uint64_t addr, uint64_t length, uint8_t prot, bool shared,
+                bool file, bool grows_down = false);
+  uint64_t munmap(uint32_t pid, uint64_t addr, uint64_t length);
+  uint64_t mprotect(uint32_t pid, uint64_t addr, uint64_t length, uint8_t prot);
+  uint64_t brk(uint32_t pid, uint64_t new_brk);
+
+  // A #PF the hardware raised for `pid` at `va` with `error_code`. Throws Error on a
+  // segmentation fault (an access no VMA allows): a trace and the model disagree.
+  FaultOutcome page_fault(uint32_t pid, uint64_t va, uint32_t error_code);
+
+  // State.
+  uint64_t cr3(uint32_t pid) const;
+  uint32_t mm_of(uint32_t pid) const;
+  bool alive(uint32_t pid) const;
+  std::vector<Vma> vmas(uint32_t pid) const;
+  uint32_t mapcount(uint64_t frame) const;  // PTEs mapping a data frame
+  uint64_t zero_page_frame() const { return zero_frame_; }
+  uint64_t live_table_pages() const { return table_pages_allocated_ - table_pages_freed_; }
+  void register_stats(StatsGroup g);
+
+ private:
+  struct Mm;
+  struct Process {
+    uint32_t pid;
+    std::shared_ptr<Mm> mm;
+  };
+  enum Cause : uint8_t { kCauseFault, kCauseFork, kCauseCow, kCauseUnmap, kCauseProtect,
+                         kCauseTeardown, kCauses };
+  class CountingStore;
+
+  Process& process(uint32_t pid);
+  const Process& process(uint32_t pid) const;
+  std::shared_ptr<Mm> new_mm();
+  void drop_mm(std::shared_ptr<Mm>& mm);  // last user: exit_mmap
+  Vma* find_vma(Mm& mm, uint64_t va);
+  void insert_vma(Mm& mm, Vma vma);
+  void split_at(Mm& mm, uint64_t address);
+  uint64_t unmap_range(Mm& mm, uint64_t start, uint64_t end, bool free_tables);
+  void flush_range(Mm& mm, const std::vector<uint64_t>& pages);
+  uint64_t new_frame(bool anon);   // allocated, cleared, mapcount 1
+  void put_frame(uint64_t frame);  // one PTE fewer maps it
+  uint64_t leaf_flags(const Vma& vma, bool writable, bool dirty) const;
+  void map_page(Mm& mm, uint64_t va, uint64_t frame, uint64_t flags);
+  void check_range(uint64_t addr, uint64_t length, const char* what) const;
+
+  PagingMode mode_;
+  PagingControls controls_;
+  GuestKernelParams params_;
+  FrameAllocator& frames_;
+  std::unique_ptr<CountingStore> store_;
+  PageTableEditor editor_;
+  TlbShootdownSink& tlb_;
+  std::map<uint32_t, Process> processes_;
+  uint32_t next_pid_ = 1;
+  uint32_t next_mm_ = 1;
+  uint64_t address_mask_;  // frame bits of an entry
+  uint64_t zero_frame_;
+  struct FrameInfo {
+    uint32_t mapcount = 0;  // PTEs mapping the frame
+    bool anon = false;      // anonymous (vs page cache): mprotect may make it writable again
+  };
+  std::unordered_map<uint64_t, FrameInfo> frame_info_;
+
+  uint64_t faults_[static_cast<int>(FaultKind::kCount)] = {};
+  uint64_t error_codes_[32] = {};  // by P|W|U|RSVD|I
+  uint64_t pte_writes_[kCauses] = {};
+  uint64_t table_pages_allocated_ = 0;
+  uint64_t table_pages_freed_ = 0;
+  uint64_t cow_breaks_ = 0;
+  uint64_t flush_requests_ = 0;
+  uint64_t full_flush_requests_ = 0;
+  uint64_t forks_ = 0, vforks_ = 0, threads_ = 0, execs_ = 0, exits_ = 0;
+  uint64_t implicit_vmas_ = 0;
+};
+
+}  // namespace shadowsim
