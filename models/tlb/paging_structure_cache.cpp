@@ -199,6 +199,20 @@ void PagingStructureCaches::invlpg(uint64_t va, const TlbContext& ctx) {
   flush_pcid(ctx);
 }
 
+void PagingStructureCaches::page_fault_invalidate(uint64_t va, const TlbContext& ctx,
+                                                  PagingMode mode) {
+  const TlbContext t = tag(ctx);
+  const uint64_t linear = linear_bits(mode, va);
+  for (int level = 2; level <= highest_cached_level(mode); ++level) {
+    std::optional<Cache>& cache = caches_[level];
+    if (!cache) continue;
+    const uint64_t key = linear >> level_shift(mode, level);
+    cache->invalidate_if([&](const PscEntry& e) {
+      return e.key == key && e.mode == mode && e.vpid == t.vpid && e.pcid == t.pcid;
+    });
+  }
+}
+
 void PagingStructureCaches::invpcid(int type, uint64_t va, const TlbContext& ctx) {
   (void)va;
   switch (type) {

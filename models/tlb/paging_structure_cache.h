@@ -89,6 +89,9 @@ class PagingStructureCaches {
   void flush_pcid(const TlbContext& ctx);        // ctx.vpid's entries for ctx.pcid
   void flush_non_global(const TlbContext& ctx) { flush_pcid(ctx); }  // MOV to CR3
   void invlpg(uint64_t va, const TlbContext& ctx);  // every entry of ctx.pcid, any address
+  // Delivering a #PF for va invalidates the entries of the current PCID "that would be used for
+  // that linear address" (SDM vol. 3A §4.10.4.1); not counted as a flush.
+  void page_fault_invalidate(uint64_t va, const TlbContext& ctx, PagingMode mode);
   void invpcid(int type, uint64_t va, const TlbContext& ctx);  // 0,1: ctx.pcid; 2,3: ctx.vpid
 
   // <g>.lookups, <g>.misses, <g>.<pml5e|pml4e|pdpte|pde>.{hits,fills,evictions},

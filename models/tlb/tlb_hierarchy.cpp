@@ -235,6 +235,13 @@ void TlbHierarchy::invlpg(uint64_t va, const TlbContext& ctx) {
   stlb_.invalidate_address(va, t, true);
 }
 
+void TlbHierarchy::page_fault_invalidate(uint64_t va, const TlbContext& ctx) {
+  const TlbContext t = tag(ctx);
+  itlb_.invalidate_address(va, t, false);
+  dtlb_.invalidate_address(va, t, false);
+  stlb_.invalidate_address(va, t, false);
+}
+
 void TlbHierarchy::invpcid(int type, uint64_t va, const TlbContext& ctx) {
   if (type < 0 || type > 3) {
     throw Error(fmt::format("INVPCID type {}: expected 0 (individual address), 1 (single "

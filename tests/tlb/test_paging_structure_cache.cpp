@@ -106,6 +106,22 @@ TEST_F(Psc, FourLevelWalksSkipTheLevelsTheCachesHold) {
   EXPECT_EQ(psc->latency(PagingMode::k4Level), 1u);
 }
 
+TEST_F(Psc, APageFaultInvalidatesOnlyTheEntriesItsAddressWouldUse) {
+  build(PagingMode::k4Level);
+  for (uint64_t va : {kBase, kBase + k2M}) map(va);
+  load();
+  refs(kBase);
+  refs(kBase + k2M);
+  psc->page_fault_invalidate(kBase + kPageSize, TlbContext{}, PagingMode::k4Level);
+  // kBase's PDE, PDPTE and PML4E entries are gone, so the next walk is cold...
+  EXPECT_EQ(refs(kBase), 4);
+  // ...while another PCID's entries for the same address would have stayed:
+  refs(kBase, Access::read(true), TlbContext{0, 1});
+  psc->page_fault_invalidate(kBase, TlbContext{0, 2}, PagingMode::k4Level);
+  EXPECT_EQ(refs(kBase, Access::read(true), TlbContext{0, 1}), 1);
+  EXPECT_EQ(psc->lookups(), psc->misses() + psc->hits(2) + psc->hits(3) + psc->hits(4));
+}
+
 TEST_F(Psc, FiveLevelWalksUseThePml5eCacheToo) {
   build(PagingMode::k5Level);
   for (uint64_t va : {kBase, kBase + kPageSize, kBase + k2M, kBase + k1G, kBase + k512G,

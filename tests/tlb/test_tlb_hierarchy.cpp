@@ -89,6 +89,15 @@ TEST_F(Hierarchy, MissThenFillThenL1Hit) {
   EXPECT_EQ(tlb.stlb().misses(), 2u);
 }
 
+TEST_F(Hierarchy, APageFaultInvalidatesThePagesNonGlobalEntriesWithoutCountingAFlush) {
+  fill(0x7f0000401000, page(0x7f0000401000, 0x5000));
+  fill(0x7f0000402000, page(0x7f0000402000, 0x6000));
+  tlb.page_fault_invalidate(0x7f0000401abc, TlbContext{});
+  EXPECT_EQ(read(0x7f0000401000).result, Result::kMiss);
+  EXPECT_EQ(read(0x7f0000402000).result, Result::kHit);
+  EXPECT_EQ(tlb.dirty_rewalks(), 0u);
+}
+
 TEST_F(Hierarchy, FetchesUseTheItlbAndAnStlbHitRefillsTheL1) {
   fill(0x400000, page(0x400000, 0x9000));  // a read: DTLB and STLB
   const TlbLookup f = fetch(0x400010);
