@@ -4,7 +4,8 @@
 //
 //   {
 //     "machine":  { "paging_mode": "4level", "tlb": {...}, "psc": {...}, "memory": {...}, ... },
-//     "workload": { "trace": "../workloads/traces/x.json", "first_touch": {...} },
+//     "guest":    { "zero_page": true, "fault_around_pages": 16, "costs": {...}, ... },
+//     "workload": { "trace": "../workloads/traces/x.json" },
 //     "run":      { "seed": 1, "quantum_cycles": 10000, "warmup_references": 0, ... }
 //   }
 #pragma once
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "common/params.h"
+#include "guest/guest_kernel.h"
 #include "memory/page_table_memory.h"
 #include "tlb/paging_structure_cache.h"
 #include "tlb/tlb_hierarchy.h"
@@ -56,33 +58,12 @@ struct MachineParams {
   }
 };
 
-// Until the guest OS model exists, a native run maps each page on its first touch, as
-// ChampSim's vmem does: a not-present fault costs `fault_cycles` and maps the page.
-struct FirstTouchParams {
-  PageSize page_size = PageSize::k4K;
-  // Assumption: a Linux anonymous minor fault takes ~0.7 us, ~2000 cycles at 3 GHz.
-  uint32_t fault_cycles = 2000;
-  bool random_frames = false;  // seeded random physical placement instead of lowest-free
-
-  template <class V>
-  void visit(V& v) {
-    v.choice("page_size", page_size, "page size mapped on first touch",
-             {{"4K", PageSize::k4K}, {"2M", PageSize::k2M}, {"4M", PageSize::k4M},
-              {"1G", PageSize::k1G}});
-    v.value("fault_cycles", fault_cycles, "cost of one first-touch fault", Limits{0, 1e9},
-            "cycles");
-    v.value("random_frames", random_frames, "seeded random physical frame placement");
-  }
-};
-
 struct WorkloadParams {
   std::string trace;  // a trace file or a multi-stream manifest; relative to the config file
-  FirstTouchParams first_touch;
 
   template <class V>
   void visit(V& v) {
     v.value("trace", trace, "trace file or manifest (path relative to the config file)");
-    v.group("first_touch", first_touch, "native demand mapping of touched pages");
   }
 };
 
@@ -127,6 +108,7 @@ struct RunParams {
 struct SimConfig {
   std::string description;  // free text, carried into the results
   MachineParams machine;
+  GuestKernelParams guest;
   WorkloadParams workload;
   RunParams run;
 
@@ -134,6 +116,7 @@ struct SimConfig {
   void visit(V& v) {
     v.value("description", description, "free text, copied into the results");
     v.group("machine", machine, "the simulated machine");
+    v.group("guest", guest, "the guest kernel model (docs/guest.md)");
     v.group("workload", workload, "what the VCPUs run");
     v.group("run", run, "seed, limits, quantum, statistics regions");
   }

@@ -8,7 +8,8 @@
 #include <tlm>
 
 #include "common/error.h"
-#include "guest/first_touch_mapper.h"
+#include "guest/address_folder.h"
+#include "guest/guest_kernel.h"
 #include "memory/page_table_memory.h"
 #include "mmu/mmu.h"
 #include "paging/frame_allocator.h"
@@ -56,6 +57,46 @@ void release_systemc_context(sc_core::sc_simcontext* context) {
 
 constexpr uint64_t kReservedLowFrames = 256;  // the first 1 MiB: firmware, never handed out
 
+// The guest kernel's TLB flushes, applied to the MMU of every VCPU whose process runs the
+// flushed mm. Applied at once: the IPIs, their cost and the initiator's wait come with the
+// timed guest (docs/guest.md).
+class SystemTlbSink : public TlbShootdownSink {
+ public:
+  void attach(const GuestKernel* kernel, std::vector<std::unique_ptr<Vcpu>>* vcpus) {
+    kernel_ = kernel;
+    vcpus_ = vcpus;
+  }
+  void flush_pages(uint32_t mm, const std::vector<uint64_t>& pages) override {
+    for (auto& vcpu : *vcpus_) {
+      if (!runs(*vcpu, mm)) continue;
+      for (uint64_t page : pages) vcpu->mmu().invlpg(page, vcpu->tlb_context());
+      ++page_flushes_;
+    }
+  }
+  void flush_mm(uint32_t mm) override {
+    for (auto& vcpu : *vcpus_) {
+      if (!runs(*vcpu, mm)) continue;
+      vcpu->mmu().flush_non_global(vcpu->tlb_context());
+      ++full_flushes_;
+    }
+  }
+  void register_stats(StatsGroup g) {
+    g.counter("page_flushes", &page_flushes_, "flushes",
+              "page-list flushes applied to a VCPU (INVLPG of each page)");
+    g.counter("full_flushes", &full_flushes_, "flushes",
+              "full non-global flushes applied to a VCPU");
+  }
+
+ private:
+  bool runs(Vcpu& vcpu, uint32_t mm) const {
+    return kernel_->alive(vcpu.pid()) && kernel_->mm_of(vcpu.pid()) == mm;
+  }
+  const GuestKernel* kernel_ = nullptr;
+  std::vector<std::unique_ptr<Vcpu>>* vcpus_ = nullptr;
+  uint64_t page_flushes_ = 0;
+  uint64_t full_flushes_ = 0;
+};
+
 }  // namespace
 
 struct System::Impl {
@@ -72,7 +113,10 @@ struct System::Impl {
   TraceManifest manifest;
   std::unique_ptr<PageTableMemory> memory;
   std::unique_ptr<FrameAllocator> frames;
-  std::unique_ptr<FirstTouchMapper> mapper;
+  std::unique_ptr<DirectPageTableStore> store;
+  SystemTlbSink tlb_sink;
+  std::unique_ptr<GuestKernel> kernel;
+  std::map<uint32_t, std::unique_ptr<AddressFolder>> folders;  // by mm
   std::unique_ptr<RunControl> control;
   std::vector<std::unique_ptr<Mmu>> mmus;
   std::vector<std::unique_ptr<Vcpu>> vcpus;
@@ -97,12 +141,14 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
   }
   s.frames = std::make_unique<FrameAllocator>(
       kReservedLowFrames, frames - kReservedLowFrames,
-      config.workload.first_touch.random_frames ? FrameAllocator::Placement::kRandom
-                                                : FrameAllocator::Placement::kLowestFree,
+      config.guest.random_frames ? FrameAllocator::Placement::kRandom
+                                 : FrameAllocator::Placement::kLowestFree,
       config.run.seed);
-  s.mapper = std::make_unique<FirstTouchMapper>(m.paging_mode, m.controls, m.cpu,
-                                                config.workload.first_touch.page_size, *s.frames,
-                                                s.memory->memory());
+  DirectPageTableStore* store = new DirectPageTableStore(s.memory->memory(), /*keep_log=*/false);
+  s.store.reset(store);
+  s.kernel = std::make_unique<GuestKernel>(m.paging_mode, m.controls, m.cpu, config.guest,
+                                           *s.frames, *store, s.tlb_sink);
+  s.tlb_sink.attach(s.kernel.get(), &s.vcpus);
   s.control = std::make_unique<RunControl>(
       RunControl::Limits{config.run.warmup_references, config.run.max_references,
                          config.run.interval_references, config.run.warmup_cycles,
@@ -115,25 +161,36 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
   tlm::tlm_global_quantum::instance().set(
       sc_core::sc_time::from_value(config.run.quantum_cycles));
 
-  // One address space per process stream; a thread stream shares its parent's.
-  std::map<uint32_t, uint64_t> roots;
+  // One guest process per stream, created as the manifest says (all at time 0 for now: the
+  // trace's own process events take over when they are replayed).
+  std::map<uint32_t, uint32_t> pids;  // stream id -> pid
   for (int i = 0; i < streams; ++i) {
     const TraceStream& stream = s.manifest.streams[static_cast<size_t>(i)];
-    const bool shares = stream.created == StreamOrigin::kThread && stream.parent &&
-                        roots.count(*stream.parent);
-    const uint64_t root = shares ? roots[*stream.parent] : s.mapper->create_address_space();
-    roots[stream.id] = root;
+    uint32_t pid;
+    if (!stream.parent || !pids.count(*stream.parent)) {
+      pid = s.kernel->create_process();
+    } else {
+      const uint32_t parent = pids[*stream.parent];
+      switch (stream.created) {
+        case StreamOrigin::kThread: pid = s.kernel->clone_thread(parent); break;
+        case StreamOrigin::kVfork: pid = s.kernel->vfork(parent); break;
+        default: pid = s.kernel->fork(parent); break;
+      }
+    }
+    pids[stream.id] = pid;
+    const uint32_t mm = s.kernel->mm_of(pid);
+    if (!s.folders.count(mm)) s.folders[mm] = std::make_unique<AddressFolder>(m.paging_mode);
 
     const MmuParams mmu_params{m.tlb, m.psc};
     s.mmus.push_back(std::make_unique<Mmu>(i, mmu_params, *s.memory,
                                            config.run.seed * 1000003 + static_cast<uint64_t>(i)));
-    VcpuWiring wiring{open_trace(stream.path), s.mmus.back().get(), s.mapper.get(),
-                      s.control.get(), PagingState(m.paging_mode, m.controls, m.cpu), {}};
-    if (!wiring.paging.load_cr3(root, s.memory->memory())) {
+    VcpuWiring wiring{open_trace(stream.path), s.mmus.back().get(), s.kernel.get(), pid,
+                      s.folders[mm].get(), s.control.get(),
+                      PagingState(m.paging_mode, m.controls, m.cpu), {}};
+    if (!wiring.paging.load_cr3(s.kernel->cr3(pid), s.memory->memory())) {
       throw Error("internal: the new address space's PDPTEs failed to load");
     }
     s.vcpus.push_back(std::make_unique<Vcpu>(fmt::format("vcpu{}", i).c_str(), i, m.vcpu.cpi,
-                                             config.workload.first_touch.fault_cycles,
                                              std::move(wiring)));
   }
 
@@ -143,7 +200,8 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
     s.mmus[static_cast<size_t>(i)]->register_stats(StatsGroup(s.registry, fmt::format("pcpu{}", i)));
   }
   s.memory->register_stats(StatsGroup(s.registry, "ptmem"));
-  s.mapper->register_stats(StatsGroup(s.registry, "mapper"));
+  s.kernel->register_stats(StatsGroup(s.registry, "guest"));
+  s.tlb_sink.register_stats(StatsGroup(s.registry, "guest.tlb"));
   StatsGroup sim(s.registry, "sim");
   sim.formula("makespan_cycles", [&s] { return static_cast<double>(s.makespan_cycles); },
               "cycles", "end of the last VCPU minus the start of the region of interest");

@@ -1,6 +1,6 @@
 // System assembly: builds the simulated machine of one run from its config — guest memory and
 // the page-table memory model, one MMU (TLBs, paging-structure caches, walker) per PCPU, one VCPU
-// per trace stream (natively pinned 1:1 to PCPUs), the first-touch mapper — registers every
+// per trace stream (natively pinned 1:1 to PCPUs), the guest kernel — registers every
 // statistic, runs the SystemC kernel, and reports.
 #pragma once
 

@@ -80,6 +80,7 @@ struct GuestKernelParams {
   // touch creates an anonymous read/write/exec VMA for its 64 KiB region (merged with
   // neighbours); off, it is a segmentation fault (an Error).
   bool implicit_vmas = true;
+  bool random_frames = false;  // seeded random physical placement instead of lowest-free
   KernelCosts costs;
 
   template <class V>
@@ -92,6 +93,8 @@ struct GuestKernelParams {
             Limits{0, 1 << 20}, "pages");
     v.value("implicit_vmas", implicit_vmas,
             "a touch outside every VMA creates an anonymous VMA (traces without mm events)");
+    v.value("random_frames", random_frames,
+            "seeded random physical frame placement (else lowest free frame first)");
     v.group("costs", costs, "kernel work charged to the VCPU");
   }
 };

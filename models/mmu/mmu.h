@@ -41,6 +41,21 @@ class Mmu {
     return miss(va, access, state, ctx, hit);
   }
 
+  // Delivering a #PF invalidates the page's TLB entries and the PSC entries its walk would use.
+  void page_fault_invalidate(uint64_t va, const TlbContext& ctx, PagingMode mode) {
+    tlbs_.page_fault_invalidate(va, ctx);
+    pscs_.page_fault_invalidate(va, ctx, mode);
+  }
+  // What the guest's INVLPG and MOV to CR3 do to this PCPU's structures.
+  void invlpg(uint64_t va, const TlbContext& ctx) {
+    tlbs_.invlpg(va, ctx);
+    pscs_.invlpg(va, ctx);
+  }
+  void flush_non_global(const TlbContext& ctx) {
+    tlbs_.flush_non_global(ctx);
+    pscs_.flush_non_global(ctx);
+  }
+
   TlbHierarchy& tlbs() { return tlbs_; }
   PagingStructureCaches& pscs() { return pscs_; }
   void register_stats(StatsGroup g);

@@ -16,12 +16,12 @@ uint64_t DirectPageTableStore::read_entry(uint64_t pa, int width) {
 
 void DirectPageTableStore::write_entry(const EntryWrite& write) {
   memory_.write(write.entry_pa, write.new_value, write.width);
-  writes.push_back(write);
+  if (keep_log_) writes.push_back(write);
 }
 
 void DirectPageTableStore::zero_frame(uint64_t frame) {
   memory_.zero_frame(frame);
-  zeroed_frames.push_back(frame);
+  if (keep_log_) zeroed_frames.push_back(frame);
 }
 
 namespace {

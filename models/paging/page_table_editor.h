@@ -40,10 +40,12 @@ class PageTableStore {
   virtual void zero_frame(uint64_t frame) = 0;  // the kernel's clear_page() of a new table
 };
 
-// Writes guest memory directly and records every write, in order.
+// Writes guest memory directly and, with keep_log, records every write in order (tests, the
+// demo); a long simulation turns the log off so memory stays flat.
 class DirectPageTableStore : public PageTableStore {
  public:
-  explicit DirectPageTableStore(GuestMemory& memory) : memory_(memory) {}
+  explicit DirectPageTableStore(GuestMemory& memory, bool keep_log = true)
+      : memory_(memory), keep_log_(keep_log) {}
   uint64_t read_entry(uint64_t pa, int width) override;
   void write_entry(const EntryWrite& write) override;
   void zero_frame(uint64_t frame) override;
@@ -53,6 +55,7 @@ class DirectPageTableStore : public PageTableStore {
 
  private:
   GuestMemory& memory_;
+  bool keep_log_;
 };
 
 // What a leaf maps with. PAT index = PAT<<2 | PCD<<1 | PWT.

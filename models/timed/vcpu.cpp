@@ -18,10 +18,8 @@ Access access_of(RefKind kind) {
 
 }  // namespace
 
-Vcpu::Vcpu(sc_core::sc_module_name name, int id, double cpi, uint32_t fault_cycles,
-           VcpuWiring wiring)
-    : sc_module(name), id_(id), fault_cycles_(fault_cycles), w_(std::move(wiring)),
-      folder_(w_.paging.mode()), cpi_fixed_(static_cast<uint64_t>(cpi * 65536.0 + 0.5)) {
+Vcpu::Vcpu(sc_core::sc_module_name name, int id, double cpi, VcpuWiring wiring)
+    : sc_module(name), id_(id), w_(std::move(wiring)), cpi_fixed_(static_cast<uint64_t>(cpi * 65536.0 + 0.5)) {
   SC_THREAD(run);
 }
 
@@ -42,25 +40,40 @@ void Vcpu::sync_if_quantum_used() {
   sync_budget_ = quantum - quantum_keeper_.get_current_time().value() % quantum;
 }
 
+// Kernel work runs at the same CPI as user code.
+uint64_t Vcpu::kernel_cycles(uint64_t instructions) {
+  kernel_instructions_ += instructions;
+  fractional_cycles_ += cpi_fixed_ * instructions;
+  const uint64_t cycles = fractional_cycles_ >> 16;
+  fractional_cycles_ &= 0xffff;
+  return cycles;
+}
+
 uint64_t Vcpu::handle_fault(uint64_t va, const Access& access, const MmuResult& first) {
-  if (first.outcome == WalkOutcome::kPageFault && !(first.error_code & pfec::kPresent)) {
-    ++first_touch_faults_;
-    w_.mapper->map(w_.paging.root_table(), va, access.kind == AccessKind::kWrite);
-    const MmuResult again = w_.mmu->translate(va, access, w_.paging, w_.tlb_context);
-    if (again.outcome == WalkOutcome::kOk) return first.cycles + fault_cycles_ + again.cycles;
+  if (first.outcome != WalkOutcome::kPageFault) {
+    throw Error(fmt::format("vcpu{}: {} of non-canonical address {:#x}", id_,
+                            to_string(access.kind), va));
   }
-  throw Error(fmt::format("vcpu{}: {} of {:#x} faulted ({}) after demand mapping: the native "
-                          "first-touch model maps every page user-writable, so this is a bug",
-                          id_, to_string(access.kind), va, describe_error_code(first.error_code)));
+  ++page_faults_;
+  w_.mmu->page_fault_invalidate(va, w_.tlb_context, w_.paging.mode());
+  const FaultOutcome handled = w_.kernel->page_fault(w_.pid, va, first.error_code);
+  const uint64_t kernel = kernel_cycles(handled.instructions);
+  const MmuResult again = w_.mmu->translate(va, access, w_.paging, w_.tlb_context);
+  if (again.outcome != WalkOutcome::kOk) {
+    throw Error(fmt::format("vcpu{}: {} of {:#x} still faults ({}) after the guest kernel "
+                            "handled it as {}: a model bug", id_, to_string(access.kind), va,
+                            describe_error_code(again.error_code), to_string(handled.kind)));
+  }
+  return first.cycles + kernel + again.cycles;
 }
 
 uint64_t Vcpu::reference(const TraceRecord& r) {
   const Access access = access_of(r.kind);
   const uint64_t first_page = r.va >> kPageShift;
   const uint64_t last_page = (r.va + (r.size ? r.size - 1 : 0)) >> kPageShift;
-  uint64_t cycles = translate_page(folder_.fold(r.va), access);
+  uint64_t cycles = translate_page(w_.folder->fold(r.va), access);
   for (uint64_t page = first_page + 1; page <= last_page; ++page) {  // page-crossing access
-    cycles += translate_page(folder_.fold(page << kPageShift), access);
+    cycles += translate_page(w_.folder->fold(page << kPageShift), access);
   }
   page_crossings_ += last_page != first_page;
   return cycles;
@@ -119,11 +132,12 @@ void Vcpu::register_stats(StatsGroup g) {
   g.counter("references.fetch", &references_[2], "references", "instruction fetches replayed");
   g.counter("page_crossings", &page_crossings_, "references",
             "references that touch two pages (each page is translated)");
-  g.counter("first_touch_faults", &first_touch_faults_, "faults",
-            "not-present faults resolved by demand mapping");
+  g.counter("page_faults", &page_faults_, "faults", "page faults delivered to the guest kernel");
+  g.counter("kernel_instructions", &kernel_instructions_, "instructions",
+            "guest kernel work charged to this VCPU (fault handling)");
   g.counter("cycles", &cycles_, "cycles", "cycles spent by this VCPU");
   g.counter("translation_cycles", &translation_cycles_, "cycles",
-            "cycles in TLB lookups, walks and first-touch faults");
+            "cycles in TLB lookups, walks and page faults (kernel work included)");
   g.formula("translation_share", [this] { return ratio(translation_cycles_, cycles_); }, "ratio",
             "translation_cycles / cycles");
 }

@@ -1,7 +1,8 @@
 // A VCPU replaying one trace stream: step 1 of the path of a guest access
 // (docs/architecture.md). Non-memory instructions cost `cpi` cycles each; every memory reference
-// is translated through its PCPU's MMU (models/mmu/mmu.h) for every page it touches; a
-// not-present fault is handed to the first-touch mapper (the native stand-in for a guest OS).
+// is translated through its PCPU's MMU (models/mmu/mmu.h) for every page it touches; a page
+// fault invalidates what the SDM says it does and goes to the guest kernel (models/guest), whose
+// work is charged at `cpi`; then the access is translated again.
 //
 // Time, TLM-2.0 loosely-timed style: the VCPU runs ahead of the SystemC kernel with a local time
 // offset and yields only at the quantum boundary (tlm_utils::tlm_quantumkeeper). One SystemC time
@@ -19,7 +20,7 @@
 
 #include "common/stats.h"
 #include "guest/address_folder.h"
-#include "guest/first_touch_mapper.h"
+#include "guest/guest_kernel.h"
 #include "mmu/mmu.h"
 #include "paging/paging_state.h"
 #include "timed/run_control.h"
@@ -30,7 +31,9 @@ namespace shadowsim {
 struct VcpuWiring {
   std::unique_ptr<TraceReader> trace;
   Mmu* mmu = nullptr;                  // the MMU of the PCPU this VCPU runs on
-  FirstTouchMapper* mapper = nullptr;  // demand mapping of the VCPU's address space
+  GuestKernel* kernel = nullptr;       // the guest kernel
+  uint32_t pid = 0;                    // the guest process (or thread) this VCPU runs
+  AddressFolder* folder = nullptr;     // places trace addresses; one per address space
   RunControl* control = nullptr;
   PagingState paging;                  // mode, controls, CR3 of the VCPU's address space
   TlbContext tlb_context;
@@ -39,7 +42,10 @@ struct VcpuWiring {
 class Vcpu : public sc_core::sc_module {
  public:
   SC_HAS_PROCESS(Vcpu);
-  Vcpu(sc_core::sc_module_name name, int id, double cpi, uint32_t fault_cycles, VcpuWiring wiring);
+  Vcpu(sc_core::sc_module_name name, int id, double cpi, VcpuWiring wiring);
+  uint32_t pid() const { return w_.pid; }
+  const TlbContext& tlb_context() const { return w_.tlb_context; }
+  Mmu& mmu() { return *w_.mmu; }
 
   void register_stats(StatsGroup g);
   uint64_t finish_cycles() const { return finish_cycles_; }
@@ -61,10 +67,9 @@ class Vcpu : public sc_core::sc_module {
   uint64_t now_cycles() const;
   void sync_if_quantum_used();
 
+  uint64_t kernel_cycles(uint64_t instructions);
   int id_;
-  uint32_t fault_cycles_;
   VcpuWiring w_;
-  AddressFolder folder_;
   tlm_utils::tlm_quantumkeeper quantum_keeper_;
   uint64_t unsynced_cycles_ = 0;  // local time not yet handed to the quantum keeper
   uint64_t sync_budget_ = 0;      // cycles left until the next quantum boundary
@@ -77,7 +82,8 @@ class Vcpu : public sc_core::sc_module {
   uint64_t instructions_ = 0;
   uint64_t references_[3] = {0, 0, 0};
   uint64_t page_crossings_ = 0;
-  uint64_t first_touch_faults_ = 0;
+  uint64_t page_faults_ = 0;
+  uint64_t kernel_instructions_ = 0;
   uint64_t cycles_ = 0;
   uint64_t translation_cycles_ = 0;
 };

@@ -28,7 +28,8 @@ TEST(Config, ValuesChoicesGroupsAndCommentsAreRead) {
     "description": "pae run",
     "machine": {"paging_mode": "pae", "vcpu": {"cpi": 1.5},
                 "controls": {"cr4_smep": true}, "memory": {"l2": {"size_kib": 512}}},
-    "workload": {"trace": "t.sst", "first_touch": {"page_size": "2M"}},
+    "guest": {"fault_around_pages": 8, "costs": {"fork": 12345}},
+    "workload": {"trace": "t.sst"},
     "run": {"seed": 42, "warmup_references": 1000}
   })");
   EXPECT_EQ(c.description, "pae run");
@@ -36,7 +37,8 @@ TEST(Config, ValuesChoicesGroupsAndCommentsAreRead) {
   EXPECT_DOUBLE_EQ(c.machine.vcpu.cpi, 1.5);
   EXPECT_TRUE(c.machine.controls.cr4_smep);
   EXPECT_EQ(c.machine.memory.l2.size_kib, 512u);
-  EXPECT_EQ(c.workload.first_touch.page_size, PageSize::k2M);
+  EXPECT_EQ(c.guest.fault_around_pages, 8u);
+  EXPECT_EQ(c.guest.costs.fork, 12345u);
   EXPECT_EQ(c.run.seed, 42u);
   EXPECT_EQ(c.run.warmup_references, 1000u);
 }
