@@ -123,22 +123,38 @@ class JsonReader {
     }
     field = x;
   }
+  // Integers are range-checked exactly (no rounding through double): the limits are clamped to
+  // the field's type first, and the message is built only on failure.
   template <typename T, typename = std::enable_if_t<std::is_integral_v<T>>>
   void assign(const json& j, T& field, const std::string& path, Limits limits) const {
-    const double lo = std::max(limits.min, static_cast<double>(std::numeric_limits<T>::min()));
-    const double hi = std::min(limits.max, static_cast<double>(std::numeric_limits<T>::max()));
-    const std::string expected =
-        fmt::format("expected an integer in [{}, {}]", format_limit(lo), format_limit(hi));
-    if (!j.is_number_integer()) fail(path, expected, j);
-    if (j.is_number_unsigned()) {
-      const uint64_t x = j.get<uint64_t>();
-      if (static_cast<double>(x) > hi || static_cast<double>(x) < lo) fail(path, expected, j);
-      field = static_cast<T>(x);
-    } else {
-      const int64_t x = j.get<int64_t>();
-      if (static_cast<double>(x) > hi || static_cast<double>(x) < lo) fail(path, expected, j);
-      field = static_cast<T>(x);
+    using Wide = std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>;
+    const Wide type_min = static_cast<Wide>(std::numeric_limits<T>::min());
+    const Wide type_max = static_cast<Wide>(std::numeric_limits<T>::max());
+    const Wide lo = clamp_limit<Wide>(limits.min, type_min, type_max);
+    const Wide hi = clamp_limit<Wide>(limits.max, type_min, type_max);
+    bool ok = j.is_number_integer();
+    Wide x = 0;
+    if (ok && j.is_number_unsigned()) {
+      const uint64_t u = j.get<uint64_t>();
+      ok = u <= static_cast<uint64_t>(std::numeric_limits<Wide>::max());
+      x = static_cast<Wide>(u);
+    } else if (ok) {
+      const int64_t v = j.get<int64_t>();
+      ok = std::is_signed_v<Wide> || v >= 0;
+      x = static_cast<Wide>(v);
     }
+    if (!ok || x < lo || x > hi) {
+      fail(path, fmt::format("expected an integer in [{}, {}]", lo, hi), j);
+    }
+    field = static_cast<T>(x);
+  }
+
+  // A double limit as an integer, clamped to the field type's range [type_min, type_max].
+  template <typename W>
+  static W clamp_limit(double limit, W type_min, W type_max) {
+    if (limit <= static_cast<double>(type_min)) return type_min;
+    if (limit >= static_cast<double>(type_max)) return type_max;
+    return static_cast<W>(limit);
   }
 
   const json& node_;

@@ -38,11 +38,14 @@ void make_current(sc_core::sc_simcontext* context) {
 }
 
 sc_core::sc_simcontext* prepare_systemc_context() {
-  first_context();
-  sc_core::sc_simcontext* current = sc_core::sc_get_curr_simcontext();
-  if (current->elaboration_done() || current->get_status() != sc_core::SC_ELABORATION) {
+  // The first context is used by the first System only: one that failed half-way through its
+  // elaboration leaves it unusable (time resolution already set), so later ones get new ones.
+  static bool first_taken = false;
+  sc_core::sc_simcontext* const first = first_context();
+  if (first_taken || sc_core::sc_get_curr_simcontext() != first) {
     make_current(new sc_core::sc_simcontext());
   }
+  first_taken = true;
   sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO,
                                           sc_core::SC_DO_NOTHING);
   sc_core::sc_set_time_resolution(1, sc_core::SC_NS);  // one time unit = one cycle

@@ -65,7 +65,7 @@ GuestKernel::GuestKernel(PagingMode mode, PagingControls controls, CpuFeatures f
       store_(std::make_unique<CountingStore>(store, pte_writes_)),
       editor_(mode, controls, features, frames, *store_), tlb_(tlb),
       address_mask_(PagingState(mode, PagingControls{}, features).address_mask()) {
-  zero_frame_ = frames_.allocate();  // the kernel's empty_zero_page, never freed
+  zero_frame_ = allocate_frame();  // the kernel's empty_zero_page, never freed
   store_->zero_frame(zero_frame_);
 }
 
@@ -247,8 +247,13 @@ void GuestKernel::check_range(uint64_t addr, uint64_t length, const char* what) 
 
 // --- frames and entries ---------------------------------------------------------------------
 
+uint64_t GuestKernel::allocate_frame() {
+  // A 32-bit paging PTE holds a 32-bit frame address (no large user pages here).
+  return mode_ == PagingMode::k32Bit ? frames_.allocate_below(1ULL << 20) : frames_.allocate();
+}
+
 uint64_t GuestKernel::new_frame(bool anon) {
-  const uint64_t frame = frames_.allocate();
+  const uint64_t frame = allocate_frame();
   store_->zero_frame(frame);  // the page is cleared (or copied into) before it is mapped
   frame_info_[frame] = FrameInfo{1, anon};
   return frame;
@@ -510,7 +515,7 @@ FaultOutcome GuestKernel::page_fault(uint32_t pid, uint64_t va, uint32_t error_c
   for (uint64_t p = first; p < last; p += kPageSize) {
     const std::optional<PageTableEditor::Leaf> l = editor_.leaf(mm.root, p);
     if (l && (l->value & pte::kPresent)) continue;
-    const uint64_t frame = frames_.allocate();  // a page-cache page: its contents come from the file
+    const uint64_t frame = allocate_frame();  // a page-cache page: its contents come from the file
     frame_info_[frame] = FrameInfo{1, false};
     const bool writable = write && vma->shared;
     map_page(mm, p, frame, leaf_flags(*vma, writable, writable));

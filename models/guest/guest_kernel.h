@@ -182,6 +182,7 @@ class GuestKernel {
   void split_at(Mm& mm, uint64_t address);
   uint64_t unmap_range(Mm& mm, uint64_t start, uint64_t end, bool free_tables);
   void flush_range(Mm& mm, const std::vector<uint64_t>& pages);
+  uint64_t allocate_frame();       // a data frame the mode's leaf entries can reach
   uint64_t new_frame(bool anon);   // allocated, cleared, mapcount 1
   void put_frame(uint64_t frame);  // one PTE fewer maps it
   uint64_t leaf_flags(const Vma& vma, bool writable, bool dirty) const;

@@ -43,6 +43,22 @@ uint64_t FrameAllocator::allocate() {
   return first_ + index;
 }
 
+uint64_t FrameAllocator::allocate_below(uint64_t frame_limit) {
+  if (frame_limit >= first_ + count_) return allocate();
+  const uint64_t limit = frame_limit > first_ ? frame_limit - first_ : 0;
+  const bool lowest = placement_ == Placement::kLowestFree;
+  uint64_t index = find_free_from(lowest ? lowest_maybe_free_ : (limit ? rng_.below(limit) : 0));
+  if (index >= limit) index = find_free_from(0);  // the search wrapped past the limit
+  if (allocated_ == count_ || index >= limit) {
+    throw Error(fmt::format("out of guest frames below frame {:#x} ({:#x} bytes)", frame_limit,
+                            frame_limit << 12));
+  }
+  if (lowest) lowest_maybe_free_ = index + 1;
+  mark(index, true);
+  ++allocated_;
+  return first_ + index;
+}
+
 bool FrameAllocator::run_free(uint64_t index, uint64_t count) const {
   for (uint64_t i = index; i < index + count; ++i) {
     if (used_[i / 64] & (1ULL << (i % 64))) return false;

@@ -21,6 +21,9 @@ class FrameAllocator {
                  Placement placement = Placement::kLowestFree, uint64_t seed = 1);
 
   uint64_t allocate();               // throws Error when every frame is in use
+  // A frame below `frame_limit` (e.g. 4 GiB for what a 32-bit entry or CR3 must reach), by the
+  // same placement rule. Throws Error when none is free there.
+  uint64_t allocate_below(uint64_t frame_limit);
   // `count` free frames in a row, the first a multiple of `align` (frames): backing for a large
   // page. Same placement rule as allocate(). Throws Error when no such run is free.
   uint64_t allocate_contiguous(uint64_t count, uint64_t align);

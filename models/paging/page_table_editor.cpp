@@ -52,8 +52,12 @@ void PageTableEditor::set_kernel_base(uint64_t kernel_base) {
   kernel_base_ = kernel_base;
 }
 
-uint64_t PageTableEditor::new_table() {
-  const uint64_t frame = frames_.allocate();
+uint64_t PageTableEditor::new_table(bool below_4g) {
+  // 32-bit entries reach only the first 4 GiB; so does a PAE CR3 (the PDPT).
+  constexpr uint64_t k4GFrames = 1ULL << 20;
+  const uint64_t frame = (below_4g || mode_ == PagingMode::k32Bit)
+                             ? frames_.allocate_below(k4GFrames)
+                             : frames_.allocate();
   if (((frame << kPageShift) & ~address_mask_) != 0 ||
       (mode_ == PagingMode::k32Bit && (frame >> 20) != 0)) {
     frames_.free(frame);
@@ -173,11 +177,7 @@ void PageTableEditor::check_no_straddle(uint64_t root, uint64_t va, uint64_t byt
 }
 
 uint64_t PageTableEditor::create_address_space() {
-  const uint64_t root = new_table();
-  if (mode_ == PagingMode::kPae && (root >> 32) != 0) {  // CR3 is 32 bits wide in PAE paging
-    frames_.free(root >> kPageShift);
-    throw Error(fmt::format("PDPT frame at {:#x} is above 4 GiB, out of reach of a PAE CR3", root));
-  }
+  const uint64_t root = new_table(/*below_4g=*/mode_ == PagingMode::kPae);
   if (mode_ == PagingMode::kPae) {
     for (int i = 0; i < 4; ++i) {  // pgd_prepopulate_pmd: PDPTEs hold only P and the address
       const uint64_t pd = new_table();

@@ -138,7 +138,7 @@ class PageTableEditor {
     int level;
   };
 
-  uint64_t new_table();
+  uint64_t new_table(bool below_4g = false);
   uint64_t table_entry(uint64_t table_pa, uint64_t va) const;
   uint64_t leaf_entry(uint64_t pa, PageSize size, const PageFlags& flags) const;
   void store(int level, uint64_t entry_pa, uint64_t old_value, uint64_t new_value);

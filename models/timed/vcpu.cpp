@@ -100,6 +100,7 @@ void Vcpu::replay() {
     const size_t n = w_.trace->read(batch.data(), kBatch);
     if (n == 0) break;
     for (size_t i = 0; i < n; ++i) {
+      if (w_.control->stopped()) break;  // another VCPU reached the reference limit
       const TraceRecord& r = batch[i];
       const uint64_t instructions = instructions_of(r);
       instructions_ += instructions;

@@ -178,7 +178,17 @@ TlbLookup TlbHierarchy::lookup_rest(uint64_t va, const Access& access, uint32_t 
   r.level = at;
   r.size = size;
   r.pa = e->page_pa | (va & page_offset_mask(size));
-  if (at == 2 && use_l1) l1.fill(va, *e);
+  if (at == 2 && use_l1) {
+    // Copy the whole page into the L1, which stores it at a size of its own: an STLB piece of a
+    // larger page (a 4M page held as 2M pieces) would be an entry the L1 never looks for.
+    TlbEntry whole = *e;
+    const PageSize source = e->source_size;
+    if (source != size) {
+      whole.key = TlbEntry::make_key(va >> page_shift(source), source);
+      whole.page_pa = e->page_pa - ((va & page_offset_mask(source)) & ~page_offset_mask(size));
+    }
+    l1.fill(va, whole);
+  }
   return r;
 }
 

@@ -89,3 +89,21 @@ TEST(FrameAllocator, RandomContiguousPlacementIsSeeded) {
 
 }  // namespace
 }  // namespace shadowsim
+
+namespace shadowsim {
+namespace {
+
+TEST(FrameAllocator, AllocateBelowALimitByBothPlacements) {
+  FrameAllocator lowest(10, 100);
+  EXPECT_EQ(lowest.allocate_below(12), 10u);
+  EXPECT_EQ(lowest.allocate_below(12), 11u);
+  EXPECT_THROW(lowest.allocate_below(12), Error);  // nothing free below frame 12
+  EXPECT_EQ(lowest.allocate_below(1000), 12u);     // a limit past the range: any frame
+  FrameAllocator random(0, 1 << 16, FrameAllocator::Placement::kRandom, 3);
+  for (int i = 0; i < 500; ++i) EXPECT_LT(random.allocate_below(1000), 1000u);
+  for (int i = 0; i < 500; ++i) random.allocate_below(1000);
+  EXPECT_THROW(random.allocate_below(1000), Error);  // all 1000 taken
+}
+
+}  // namespace
+}  // namespace shadowsim

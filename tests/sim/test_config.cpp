@@ -126,6 +126,15 @@ TEST(Config, DefaultsDumpIsCompleteAndReloadable) {
   EXPECT_NO_THROW(parse(with_trace.dump()));
 }
 
+TEST(Config, IntegerLimitsAreExactNotRoundedThroughDouble) {
+  const std::string base = R"({"workload": {"trace": "t"}, "run": {"max_references": )";
+  EXPECT_EQ(parse(base + "1000000000000000000}}").run.max_references, 1000000000000000000u);
+  EXPECT_THROW(parse(base + "1000000000000000064}}"), Error);  // 1e18 + 64: rounds to 1e18
+  EXPECT_EQ(parse(R"({"workload": {"trace": "t"}, "run": {"seed": 18446744073709551615}})")
+                .run.seed,
+            18446744073709551615u);
+}
+
 TEST(Config, MissingFileIsNamed) {
   try {
     load_config("/nonexistent/shadowsim.json");

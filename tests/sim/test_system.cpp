@@ -156,6 +156,14 @@ TEST_F(SystemTest, ThirtyTwoBitModesFoldTheTraceAndRefuseWhatCannotFit) {
                        {std::string("machine.paging_mode=") + mode});
     EXPECT_EQ(stat(*s, "sim.references"), 3000) << mode;
   }
+  // Guest memory above 4 GiB with random placement: 32-bit-reachable frames still come from
+  // below 4 GiB (PAE's PDPT, every table and page in 32-bit paging).
+  for (const char* mode : {"32bit", "pae"}) {
+    const auto big = run(R"({"workload": {"trace": "t.sstx"}, "guest": {"random_frames": true},
+                            "machine": {"memory": {"size_mib": 16384}}})",
+                         {std::string("machine.paging_mode=") + mode});
+    EXPECT_EQ(stat(*big, "sim.references"), 3000) << mode;
+  }
   std::string wide;
   for (uint64_t r = 0; r < 13; ++r) wide += fmt::format("R {:#x} 8\n", r << 32);
   write("wide.sstx", wide);
@@ -165,6 +173,23 @@ TEST_F(SystemTest, ThirtyTwoBitModesFoldTheTraceAndRefuseWhatCannotFit) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("0xc00000000"), std::string::npos) << e.what();
   }
+}
+
+TEST_F(SystemTest, AFailedSystemDoesNotBreakTheNextOneInTheSameProcess) {
+  write("t.sstx", random_trace(100, 4));
+  EXPECT_THROW(run(R"({"workload": {"trace": "missing.sstx"}})"), Error);
+  EXPECT_THROW(run(R"({"workload": {"trace": "missing.sstx"}})"), Error);
+  EXPECT_EQ(stat(*run(R"({"workload": {"trace": "t.sstx"}})"), "sim.references"), 100);
+}
+
+TEST_F(SystemTest, TheReferenceLimitIsExactWithSeveralVcpus) {
+  const std::string trace = random_trace(3000, 8);
+  for (const char* f : {"a.sstx", "b.sstx", "c.sstx", "d.sstx"}) write(f, trace);
+  write("w.json", R"({"version": 1, "paging_mode": "4level", "streams": [
+      {"id": 0, "file": "a.sstx"}, {"id": 1, "file": "b.sstx"},
+      {"id": 2, "file": "c.sstx"}, {"id": 3, "file": "d.sstx"}]})");
+  const auto s = run(R"({"workload": {"trace": "w.json"}, "run": {"max_references": 1000}})");
+  EXPECT_EQ(s->record().roi_references, 1000u);
 }
 
 TEST_F(SystemTest, CorruptTraceIsReportedWithFileAndLine) {

@@ -89,6 +89,21 @@ TEST_F(Hierarchy, MissThenFillThenL1Hit) {
   EXPECT_EQ(tlb.stlb().misses(), 2u);
 }
 
+TEST_F(Hierarchy, AnStlbPieceOfAFourMegabytePageRefillsTheL1WithTheWholePage) {
+  // 32-bit paging: the Skylake STLB has no 4M array and keeps 2M pieces; the ITLB holds 4M.
+  const Translation t = page(0xC0000000, 0x00800000, PageSize::k4M);
+  tlb.fill(0xC0123456, t, Access::read(), TlbContext{});
+  const TlbLookup first = tlb.lookup(0xC0123456, Access::fetch(), {}, controls, PagingMode::k32Bit);
+  ASSERT_EQ(first.result, Result::kHit);
+  EXPECT_EQ(first.level, 2);
+  EXPECT_EQ(first.pa, 0x00923456u);
+  const TlbLookup again = tlb.lookup(0xC0323456, Access::fetch(), {}, controls, PagingMode::k32Bit);
+  ASSERT_EQ(again.result, Result::kHit);
+  EXPECT_EQ(again.level, 1) << "the ITLB got the whole 4M page, not the STLB's 2M piece";
+  EXPECT_EQ(again.size, PageSize::k4M);
+  EXPECT_EQ(again.pa, 0x00b23456u);
+}
+
 TEST_F(Hierarchy, APageFaultInvalidatesThePagesNonGlobalEntriesWithoutCountingAFlush) {
   fill(0x7f0000401000, page(0x7f0000401000, 0x5000));
   fill(0x7f0000402000, page(0x7f0000402000, 0x6000));
