@@ -419,6 +419,50 @@ uint64_t GuestKernel::brk(uint32_t pid, uint64_t new_brk) {
   return params_.costs.syscall;
 }
 
+uint64_t GuestKernel::mremap(uint32_t pid, uint64_t addr, uint64_t length, uint64_t new_addr,
+                             uint64_t new_length) {
+  const uint64_t old_len = page_up(length);
+  const uint64_t new_len = page_up(new_length);
+  check_range(addr, old_len, "mremap (old range)");
+  check_range(new_addr, new_len, "mremap (new range)");
+  Mm& mm = *process(pid).mm;
+  const Vma* source = find_vma(mm, addr);
+  if (!source) {
+    throw Error(fmt::format("guest process {}: mremap of {:#x}: no mapping there", pid, addr));
+  }
+  Vma moved = *source;
+  if (new_addr == addr) {  // resized in place
+    if (new_len < old_len) return munmap(pid, addr + new_len, old_len - new_len);
+    if (new_len > old_len) {
+      moved.start = addr + old_len;
+      moved.end = addr + new_len;
+      munmap(pid, moved.start, moved.end - moved.start);
+      insert_vma(mm, moved);
+    }
+    return params_.costs.syscall;
+  }
+  // Moved: take the PTEs (and their frames) out of the old range, unmap it, map the new range.
+  const uint64_t kept = std::min(old_len, new_len);
+  std::vector<std::pair<uint64_t, uint64_t>> leaves;
+  editor_.for_each_present_leaf(mm.root, addr, kept,
+                                [&](uint64_t va, uint64_t value) { leaves.push_back({va, value}); });
+  for (const auto& [va, value] : leaves) {
+    const uint64_t frame = (value & address_mask_) >> kPageShift;
+    if (frame != zero_frame_) ++frame_info_[frame].mapcount;  // held across the unmap below
+  }
+  uint64_t work = munmap(pid, new_addr, new_len);  // MREMAP_FIXED semantics at the target
+  work += munmap(pid, addr, old_len);
+  moved.start = new_addr;
+  moved.end = new_addr + new_len;
+  insert_vma(mm, moved);
+  store_->cause = kCauseFault;
+  for (const auto& [va, value] : leaves) {
+    const uint64_t frame = (value & address_mask_) >> kPageShift;
+    map_page(mm, new_addr + (va - addr), frame, value & ~address_mask_);
+  }
+  return work + leaves.size() * params_.costs.per_pte;
+}
+
 // --- page faults ----------------------------------------------------------------------------
 
 FaultOutcome GuestKernel::page_fault(uint32_t pid, uint64_t va, uint32_t error_code) {

@@ -148,6 +148,11 @@ class GuestKernel {
   uint64_t munmap(uint32_t pid, uint64_t addr, uint64_t length);
   uint64_t mprotect(uint32_t pid, uint64_t addr, uint64_t length, uint8_t prot);
   uint64_t brk(uint32_t pid, uint64_t new_brk);
+  // mremap: [addr, +length) becomes [new_addr, +new_length). Present PTEs move with their frames
+  // (move_ptes: cleared at the old address, set at the new one, the old range flushed); a
+  // shrink unmaps the tail; growth extends the VMA.
+  uint64_t mremap(uint32_t pid, uint64_t addr, uint64_t length, uint64_t new_addr,
+                  uint64_t new_length);
 
   // A #PF the hardware raised for `pid` at `va` with `error_code`. Throws Error on a
   // segmentation fault (an access no VMA allows): a trace and the model disagree.

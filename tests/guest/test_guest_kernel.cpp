@@ -327,3 +327,28 @@ INSTANTIATE_TEST_SUITE_P(Modes, Kernel,
 
 }  // namespace
 }  // namespace shadowsim
+
+namespace shadowsim {
+namespace {
+
+TEST_P(Kernel, MremapMovesPagesWithTheirFramesAndResizesInPlace) {
+  const uint32_t p = kernel->create_process();
+  kernel->mmap(p, kHeap, 4 * kPageSize, kRw, false, false);
+  access(p, kHeap, Access::write(true));
+  access(p, kHeap + 2 * kPageSize, Access::write(true));
+  const uint64_t frame = frame_of(p, kHeap + 2 * kPageSize);
+  const uint64_t target = kHeap + 0x100000;
+  kernel->mremap(p, kHeap, 4 * kPageSize, target, 8 * kPageSize);
+  EXPECT_FALSE(touch(p, kHeap, Access::read(true)).ok());
+  EXPECT_EQ(frame_of(p, target + 2 * kPageSize), frame);
+  EXPECT_EQ(kernel->mapcount(frame), 1u);
+  EXPECT_TRUE(touch(p, target, Access::write(true)).ok());
+  access(p, target + 7 * kPageSize, Access::write(true));  // the grown part is mapped
+  kernel->mremap(p, target, 8 * kPageSize, target, 2 * kPageSize);  // shrink in place
+  EXPECT_FALSE(touch(p, target + 7 * kPageSize, Access::read(true)).ok());
+  ASSERT_EQ(kernel->vmas(p).size(), 1u);
+  EXPECT_EQ(kernel->vmas(p)[0].end, target + 2 * kPageSize);
+}
+
+}  // namespace
+}  // namespace shadowsim
