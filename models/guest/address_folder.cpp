@@ -12,9 +12,9 @@ uint64_t AddressFolder::slot_of(uint64_t region, uint64_t va) {
   }
   if (used_ == kSlots) {
     throw Error(fmt::format("trace address {:#x} lies in a {}th distinct 256 MiB region; a {} "
-                            "guest's 3 GiB user space holds {} (set machine.paging_mode to "
-                            "4level or 5level for this trace)", va, kSlots + 1, to_string(mode_),
-                            kSlots));
+                            "guest's user space above 256 MiB holds {} (set "
+                            "machine.paging_mode to 4level or 5level for this trace)", va,
+                            kSlots + 1, to_string(mode_), kSlots));
   }
   regions_[static_cast<size_t>(used_)] = region;
   return static_cast<uint64_t>(used_++);

@@ -44,6 +44,7 @@ struct GuestKernel::Mm {
   uint32_t id = 0;
   uint64_t root = 0;
   std::map<uint64_t, Vma> vmas;  // by start
+  bool brk_known = false;
   uint64_t brk_start = 0;
   uint64_t brk = 0;
   int users = 0;
@@ -123,6 +124,7 @@ uint32_t GuestKernel::fork(uint32_t parent_pid, uint64_t* instructions) {
   std::shared_ptr<Mm> child = new_mm();
   child->users = 1;
   child->vmas = parent.vmas;
+  child->brk_known = parent.brk_known;
   child->brk_start = parent.brk_start;
   child->brk = parent.brk;
   uint64_t work = params_.costs.fork;
@@ -399,7 +401,8 @@ uint64_t GuestKernel::mprotect(uint32_t pid, uint64_t addr, uint64_t length, uin
 
 uint64_t GuestKernel::brk(uint32_t pid, uint64_t new_brk) {
   Mm& mm = *process(pid).mm;
-  if (mm.brk_start == 0) {  // the first brk() reports the initial break
+  if (!mm.brk_known) {  // the first brk() reports the initial break
+    mm.brk_known = true;
     mm.brk_start = mm.brk = page_up(new_brk);
     return params_.costs.syscall;
   }
