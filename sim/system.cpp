@@ -119,7 +119,7 @@ struct System::Impl {
   std::unique_ptr<DirectPageTableStore> store;
   SystemTlbSink tlb_sink;
   std::unique_ptr<GuestKernel> kernel;
-  std::map<uint32_t, std::unique_ptr<AddressFolder>> folders;  // by mm
+  std::unique_ptr<AddressFolders> folders;
   std::unique_ptr<RunControl> control;
   std::vector<std::unique_ptr<Mmu>> mmus;
   std::vector<std::unique_ptr<Vcpu>> vcpus;
@@ -167,6 +167,7 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
   // One guest process per stream, created as the manifest says (all at time 0 for now: the
   // trace's own process events take over when they are replayed).
   std::map<uint32_t, uint32_t> pids;  // stream id -> pid
+  s.folders = std::make_unique<AddressFolders>(m.paging_mode);
   for (int i = 0; i < streams; ++i) {
     const TraceStream& stream = s.manifest.streams[static_cast<size_t>(i)];
     uint32_t pid;
@@ -181,14 +182,12 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
       }
     }
     pids[stream.id] = pid;
-    const uint32_t mm = s.kernel->mm_of(pid);
-    if (!s.folders.count(mm)) s.folders[mm] = std::make_unique<AddressFolder>(m.paging_mode);
 
     const MmuParams mmu_params{m.tlb, m.psc};
     s.mmus.push_back(std::make_unique<Mmu>(i, mmu_params, *s.memory,
                                            config.run.seed * 1000003 + static_cast<uint64_t>(i)));
     VcpuWiring wiring{open_trace(stream.path), s.mmus.back().get(), s.kernel.get(), pid,
-                      s.folders[mm].get(), s.control.get(),
+                      s.folders.get(), s.control.get(),
                       PagingState(m.paging_mode, m.controls, m.cpu), {}};
     if (!wiring.paging.load_cr3(s.kernel->cr3(pid), s.memory->memory())) {
       throw Error("internal: the new address space's PDPTEs failed to load");

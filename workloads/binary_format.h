@@ -11,21 +11,34 @@ constexpr uint8_t kVersion = 1;
 constexpr int kHeaderBytes = 8;  // magic, version, flags (0), 2 reserved bytes (0)
 
 // Tag byte. Access record: 0 k k g s s s s (kind, gap-follows flag, size or 0 = size byte
-// follows). 0x80..0xfe are reserved for OS-event records of later versions; 0xff ends the stream.
+// follows). 0x80 + OsEventKind: an OS-event record (0x80..0x88; the rest up to 0xfe stays
+// reserved for further events); 0xff ends the stream.
 constexpr uint8_t kTagKindShift = 5;
 constexpr uint8_t kTagGap = 0x10;
 constexpr uint8_t kTagSizeMask = 0x0f;
-constexpr uint8_t kTagFirstReserved = 0x80;
+constexpr uint8_t kTagFirstEvent = 0x80;
+constexpr uint8_t kTagLastEvent = 0x88;  // kTagFirstEvent + kOsEventKinds - 1
 constexpr uint8_t kTagEnd = 0xff;
 
 // Longest record: tag, size byte, 5-byte gap, 10-byte address delta; the end marker is at most
 // 1 + 10 + 10 + 8. A decoder with this many bytes in hand needs no bounds check inside a record.
 constexpr int kMaxRecordBytes = 29;
+// Longest event record (mremap): tag, 5-byte gap, four 10-byte fields, 5-byte flags. Within the
+// input window's zero padding, so an event cut short also decodes harmlessly before the check.
+constexpr int kMaxEventBytes = 1 + 5 + 4 * 10 + 5;
 
 // The end marker's check sum adds this over all records (mod 2^64). A sum, not a hash: one add
 // per record on the decode path, and a damaged address delta shifts every later address anyway.
 inline uint64_t check_term(uint64_t kind, uint64_t size, uint64_t gap, uint64_t va) {
   return va + (gap << 16) + (size << 8) + kind;
+}
+
+// An event record's term: as an access record with kind 3, size = its tag and va = the sum of its
+// field values weighted 1, 3, 5, ... (odd weights: a damaged or swapped field changes the sum).
+inline uint64_t event_check_term(uint64_t tag, uint64_t gap, const uint64_t* fields, int count) {
+  uint64_t va = 0;
+  for (int i = 0; i < count; ++i) va += fields[i] * (2 * i + 1);
+  return check_term(3, tag, gap, va);
 }
 
 inline uint64_t zigzag(uint64_t delta) {  // delta taken as a two's complement int64

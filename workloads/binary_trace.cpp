@@ -11,6 +11,9 @@ namespace {
 
 using namespace sst;
 
+static_assert(kMaxEventBytes <= static_cast<int>(InputBuffer::kPadding),
+              "an event record cut short must decode into the window's padding");
+
 // Address prediction: a fetch is predicted to follow the previous fetch (va + size), a read or
 // write to hit the previous data address. Sequential code then costs one byte of delta.
 struct Predictor {
@@ -22,6 +25,7 @@ class BinaryReader final : public TraceReader {
   explicit BinaryReader(std::unique_ptr<InputBuffer> in) : in_(std::move(in)) { read_header(); }
 
   size_t read(TraceRecord* out, size_t max) override {
+    events_.clear();
     size_t n = 0;
     const uint8_t* p = in_->pos();
     const uint8_t* end = in_->end();
@@ -44,12 +48,15 @@ class BinaryReader final : public TraceReader {
       }
       const uint8_t* const start = p;
       const uint8_t tag = *p++;
-      if (tag >= kTagFirstReserved) {  // the end marker (or a reserved tag: an error)
+      if (tag >= kTagFirstEvent) {  // an OS event, the end marker or a reserved tag
         in_->set_pos(start);
         index_ += n;
         instructions_ += instructions;
         check_ += check;
         pred_ = pred;
+        // An event ends the batch: events are rare, and a loop that only ever leaves here keeps
+        // the access-record path as fast as it was without them.
+        if (tag <= kTagLastEvent) return n + read_event(out + n);
         read_special(tag);
         return n;
       }
@@ -90,6 +97,7 @@ class BinaryReader final : public TraceReader {
     return n;
   }
 
+  const std::vector<OsEvent>& events() const override { return events_; }
   const std::string& path() const override { return in_->path(); }
 
  private:
@@ -132,13 +140,53 @@ class BinaryReader final : public TraceReader {
     in_->set_pos(p + kHeaderBytes);
   }
 
-  // A tag >= 0x80 at in_->pos(): the end marker, or a tag reserved for later versions.
+  // The OS-event record at in_->pos(): appended to events_, its kEvent record written to *r,
+  // counted in index_, instructions_ and check_. Returns 1, the records it adds to the batch.
+  [[gnu::noinline]] size_t read_event(TraceRecord* r) {
+    const uint64_t record = index_;
+    try {
+      in_->fill(kMaxEventBytes);
+    } catch (const SourceError& e) {
+      fail(in_->pos(), record, e.what());
+    }
+    const uint8_t* const start = in_->pos();
+    const uint8_t tag = *start;
+    const OsEventKind kind = static_cast<OsEventKind>(tag - kTagFirstEvent);
+    const EventLayout& layout = event_layout(kind);
+    uint64_t gap;
+    const uint8_t* p = get_varint(start + 1, &gap);
+    if (!p || gap > UINT32_MAX) {
+      fail(start, record, fmt::format("{} event: gap is not a varint of at most 32 bits",
+                                      to_string(kind)));
+    }
+    uint64_t fields[kMaxEventFields];
+    for (int i = 0; i < layout.count; ++i) {
+      p = get_varint(p, &fields[i]);
+      if (!p) {
+        fail(start, record, fmt::format("{} event: field {} is not a varint of at most 64 bits",
+                                        to_string(kind), i + 1));
+      }
+    }
+    if (p > in_->end()) fail(start, record, "the data ends inside a record (truncated trace?)");
+    OsEvent e;
+    std::string problem;
+    if (!event_from_fields(kind, fields, &e, &problem)) fail(start, record, problem);
+    in_->set_pos(p);
+    *r = TraceRecord{RefKind::kEvent, 0, static_cast<uint32_t>(gap), events_.size()};
+    events_.push_back(e);
+    ++index_;
+    instructions_ += gap;
+    check_ += event_check_term(tag, gap, fields, layout.count);
+    return 1;
+  }
+
+  // A tag above the events at in_->pos(): the end marker, or a tag reserved for later versions.
   void read_special(uint8_t tag) {
     refill(index_);
     const uint8_t* const start = in_->pos();
     if (tag != kTagEnd) {
-      fail(start, index_, fmt::format("tag {:#04x} is reserved (OS-event records are not defined "
-                                      "in format version 1)", tag));
+      fail(start, index_, fmt::format("tag {:#04x} is reserved (0x{:02x}..0xfe are for OS events "
+                                      "this version does not define)", tag, kTagLastEvent + 1));
     }
     uint64_t records, instructions, check = 0;
     const uint8_t* p = get_varint(start + 1, &records);
@@ -166,6 +214,7 @@ class BinaryReader final : public TraceReader {
 
   std::unique_ptr<InputBuffer> in_;
   Predictor pred_;
+  std::vector<OsEvent> events_;  // the current batch's
   uint64_t index_ = 0;         // records decoded before the current read() call
   uint64_t instructions_ = 0;  // instructions they stand for
   uint64_t check_ = 0;         // their check sum
@@ -181,14 +230,20 @@ class BinaryWriter final : public TraceWriter {
     out_.append(header, sizeof header);
   }
 
-  void write(const TraceRecord* records, size_t n) override {
+  using TraceWriter::write;
+  void write(const TraceRecord* records, size_t n, const OsEvent* events,
+             size_t n_events) override {
     if (closed_) throw Error(fmt::format("{}: write after close", path_));
     for (size_t i = 0; i < n; ++i) {
       const TraceRecord& r = records[i];
       const unsigned kind = static_cast<unsigned>(r.kind);
       if (kind > 2 || r.size == 0) {
-        throw Error(fmt::format("{}: record {}: kind {} size {}; expected kind 0..2 and size "
-                                "1..255", path_, records_, kind, r.size));
+        if (r.kind == RefKind::kEvent) {
+          put_event(r.gap, event_to_write(path_, records_, r, events, n_events));
+          continue;
+        }
+        throw Error(fmt::format("{}: record {}: kind {} size {}; expected kind 0..3 and size "
+                                "1..255 (0 for an event)", path_, records_, kind, r.size));
       }
       uint8_t* p = out_.reserve(kMaxRecordBytes);
       const unsigned fetch = kind >> 1;
@@ -221,12 +276,29 @@ class BinaryWriter final : public TraceWriter {
 
   const std::string& path() const override { return path_; }
   uint64_t records() const override { return records_; }
+  uint64_t events() const override { return events_; }
 
  private:
+  void put_event(uint32_t gap, const OsEvent& e) {
+    uint64_t fields[kMaxEventFields];
+    const int count = event_fields(e, fields);
+    const uint8_t tag = static_cast<uint8_t>(kTagFirstEvent + static_cast<uint8_t>(e.kind));
+    uint8_t* p = out_.reserve(kMaxEventBytes);
+    *p++ = tag;
+    p = put_varint(p, gap);
+    for (int i = 0; i < count; ++i) p = put_varint(p, fields[i]);
+    out_.advance(p);
+    ++records_;
+    ++events_;
+    instructions_ += gap;
+    check_ += event_check_term(tag, gap, fields, count);
+  }
+
   OutputBuffer out_;
   std::string path_;
   Predictor pred_;
   uint64_t records_ = 0;
+  uint64_t events_ = 0;
   uint64_t instructions_ = 0;
   uint64_t check_ = 0;
   bool closed_ = false;

@@ -26,8 +26,8 @@ using nlohmann::json;
 constexpr const char* kUsage =
     "usage: shadowsim trace <sub-command> [options]\n\n"
     "sub-commands:\n"
-    "  info FILE       record counts, instructions, pages and address range of a trace or of\n"
-    "                  each stream of a manifest\n"
+    "  info FILE       record and OS-event counts, instructions, pages and address range of a\n"
+    "                  trace or of each stream of a manifest\n"
     "  convert IN OUT  convert between formats (output format from OUT's extension) and import\n"
     "                  valgrind lackey output\n"
     "  head FILE       print the first records in the text format\n\n"
@@ -107,10 +107,16 @@ std::string describe_type(const std::string& path, const TraceOpenOptions& o) {
 }
 
 json summary_json(const TraceSummary& s) {
+  json by_event = json::object();
+  for (int k = 0; k < kOsEventKinds; ++k) {
+    by_event[to_string(static_cast<OsEventKind>(k))] = s.by_event[k];
+  }
   return json{{"records", s.records},
               {"reads", s.by_kind[static_cast<int>(RefKind::kRead)]},
               {"writes", s.by_kind[static_cast<int>(RefKind::kWrite)]},
               {"fetches", s.by_kind[static_cast<int>(RefKind::kFetch)]},
+              {"events", s.events},
+              {"events_by_kind", std::move(by_event)},
               {"instructions", s.instructions},
               {"pages", s.pages},
               {"code_pages", s.code_pages},
@@ -127,19 +133,32 @@ std::string grouped(uint64_t v) {
 }
 
 void print_summary(std::ostream& out, const TraceSummary& s, bool pages_are_sums) {
-  out << fmt::format("  records       {:>13}   read {}, write {}, fetch {}\n", grouped(s.records),
-                     grouped(s.by_kind[0]), grouped(s.by_kind[1]), grouped(s.by_kind[2]));
+  out << fmt::format("  records       {:>13}   read {}, write {}, fetch {}, OS event {}\n",
+                     grouped(s.records), grouped(s.by_kind[0]), grouped(s.by_kind[1]),
+                     grouped(s.by_kind[2]), grouped(s.events));
+  if (s.events) {
+    std::string kinds;
+    for (int k = 0; k < kOsEventKinds; ++k) {
+      if (!s.by_event[k]) continue;
+      kinds += fmt::format("{}{} {}", kinds.empty() ? "" : ", ",
+                           to_string(static_cast<OsEventKind>(k)), grouped(s.by_event[k]));
+    }
+    out << fmt::format("  OS events     {:>13}   {}\n", grouped(s.events), kinds);
+  }
   out << fmt::format("  instructions  {:>13}\n", grouped(s.instructions));
   out << fmt::format("  pages         {:>13}   distinct 4 KiB pages{}: code {}, data {}\n",
                      grouped(s.pages), pages_are_sums ? ", summed over streams" : "",
                      grouped(s.code_pages), grouped(s.data_pages));
-  if (s.records) out << fmt::format("  addresses     {:#018x} .. {:#018x}\n", s.min_va, s.max_va);
+  if (s.records > s.events) {  // has references
+    out << fmt::format("  addresses     {:#018x} .. {:#018x}\n", s.min_va, s.max_va);
+  }
 }
 
 int info(int argc, char** argv, std::ostream& out) {
   Command cmd("info", "FILE [--json] [--from FORMAT]",
               "Reads a trace (or every stream of a manifest) to the end and prints its record\n"
-              "counts by kind, instruction count, distinct 4 KiB pages and address range.");
+              "counts by kind, OS events by kind, instruction count, distinct 4 KiB pages and\n"
+              "address range.");
   cmd.options.add_options()("json", "print JSON instead of text")(
       "from", po::value<std::string>()->value_name("FORMAT"), kFromHelp);
   cmd.add_positional("FILE");
@@ -198,13 +217,16 @@ int info(int argc, char** argv, std::ostream& out) {
 }
 
 int convert(int argc, char** argv, std::ostream& out) {
-  Command cmd("convert", "IN OUT [--from FORMAT] [--no-fetch] [--level N]",
+  Command cmd("convert", "IN OUT [--from FORMAT] [--no-fetch] [--no-events] [--level N]",
               "Converts a trace. OUT's extension picks the output: .sst binary, .sst.zst binary\n"
               "compressed with zstd, .sstx text, .sstx.zst text compressed. IN may be valgrind\n"
               "lackey output (valgrind --tool=lackey --trace-mem=yes --log-file=F.lackey PROG),\n"
-              "recognised by the extension .lackey or given with --from lackey.");
+              "recognised by the extension .lackey or given with --from lackey (with\n"
+              "--trace-syscalls=yes its memory-management and process system calls become OS\n"
+              "events). OS events are kept unless --no-events is given.");
   cmd.options.add_options()("from", po::value<std::string>()->value_name("FORMAT"), kFromHelp)(
       "no-fetch", "drop fetch records, folding the instructions into the next record's gap")(
+      "no-events", "drop OS-event records, folding their gaps into the next record's gap")(
       "level", po::value<int>()->default_value(TraceWriteOptions{}.zstd_level)->value_name("N"),
       "zstd compression level, 1..19");
   cmd.add_positional("IN");
@@ -215,6 +237,7 @@ int convert(int argc, char** argv, std::ostream& out) {
   const std::string out_path = vm["OUT"].as<std::string>();
   TraceOpenOptions in_opts = open_options(vm);
   in_opts.fetches = !vm.count("no-fetch");
+  in_opts.events = !vm.count("no-events");
   TraceWriteOptions out_opts;
   out_opts.zstd_level = vm["level"].as<int>();
   const TraceFileType out_type = trace_file_type(out_path);
@@ -236,7 +259,7 @@ int convert(int argc, char** argv, std::ostream& out) {
     std::vector<TraceRecord> batch(4096);
     while (const size_t n = reader->read(batch.data(), batch.size())) {
       for (size_t i = 0; i < n; ++i) instructions += instructions_of(batch[i]);
-      writer->write(batch.data(), n);
+      writer->write(batch.data(), n, reader->events());
     }
     writer->close();
   } catch (...) {
@@ -244,16 +267,18 @@ int convert(int argc, char** argv, std::ostream& out) {
     fs::remove(out_path, ec);  // no half-written output left behind
     throw;
   }
-  out << fmt::format("{} -> {}: {} records, {} instructions\n", in_path, out_path,
-                     writer->records(), instructions);
+  out << fmt::format("{} -> {}: {} records{}, {} instructions\n", in_path, out_path,
+                     writer->records(),
+                     writer->events() ? fmt::format(" ({} OS events)", writer->events()) : "",
+                     instructions);
   return 0;
 }
 
 int head(int argc, char** argv, std::ostream& out) {
   Command cmd("head", "FILE [-n N] [--from FORMAT] [--stream ID]",
-              "Prints the first N records of a trace in the text format (docs/trace-format.md),\n"
-              "so the output is itself a valid .sstx trace. For a manifest, prints the stream\n"
-              "given by --stream (default: the first one listed).");
+              "Prints the first N records (OS events included) of a trace in the text format\n"
+              "(docs/trace-format.md), so the output is itself a valid .sstx trace. For a\n"
+              "manifest, prints the stream given by --stream (default: the first one listed).");
   cmd.options.add_options()("lines,n", po::value<uint64_t>()->default_value(10)->value_name("N"),
                             "number of records")(
       "from", po::value<std::string>()->value_name("FORMAT"), kFromHelp)(
@@ -278,7 +303,11 @@ int head(int argc, char** argv, std::ostream& out) {
     if (n == 0) break;
     for (size_t i = 0; i < n; ++i) {
       const TraceRecord& r = batch[i];
-      text += fmt::format("{} {:#x} {}", kind_letter(r.kind), r.va, r.size);
+      if (r.kind == RefKind::kEvent) {
+        text += "E " + event_text(reader->events()[r.va]);
+      } else {
+        text += fmt::format("{} {:#x} {}", kind_letter(r.kind), r.va, r.size);
+      }
       if (r.gap) text += fmt::format(" +{}", r.gap);
       text += '\n';
     }

@@ -108,16 +108,6 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
-const char* to_string(StreamOrigin origin) {
-  switch (origin) {
-    case StreamOrigin::kInitial: return "initial";
-    case StreamOrigin::kFork: return "fork";
-    case StreamOrigin::kVfork: return "vfork";
-    case StreamOrigin::kThread: return "thread";
-  }
-  return "?";
-}
-
 const TraceStream* TraceManifest::find(uint32_t id) const {
   for (const TraceStream& s : streams) {
     if (s.id == id) return &s;

@@ -10,12 +10,9 @@
 #include <vector>
 
 #include "paging/paging_types.h"
+#include "workloads/os_event.h"  // StreamOrigin
 
 namespace shadowsim {
-
-// How a stream came to be: the first process(es) of the workload, or created by its parent.
-enum class StreamOrigin : uint8_t { kInitial, kFork, kVfork, kThread };
-const char* to_string(StreamOrigin origin);  // "initial", "fork", "vfork", "thread"
 
 struct TraceStream {
   uint32_t id = 0;

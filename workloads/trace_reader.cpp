@@ -17,43 +17,53 @@ bool ends_with(const std::string& s, const char* suffix) {
   return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
 }
 
-// Folds fetch records into the gap of the next record that is kept.
-class FetchDropper final : public TraceReader {
+// Drops the records of some kinds (fetches, events), folding the instructions they stood for into
+// the gap of the next record that is kept.
+class RecordDropper final : public TraceReader {
  public:
-  explicit FetchDropper(std::unique_ptr<TraceReader> inner) : inner_(std::move(inner)) {}
+  RecordDropper(std::unique_ptr<TraceReader> inner, RefKind dropped)
+      : inner_(std::move(inner)), dropped_(dropped) {}
 
   size_t read(TraceRecord* out, size_t max) override {
+    events_.clear();
     size_t n = 0;
     while (n < max) {
-      // Read into the caller's buffer and compact in place: no copy of our own.
+      // Read into the caller's buffer and compact in place: no copy of our own. The inner
+      // reader's events last only until its next read, so the kept ones are copied.
       const size_t got = inner_->read(out + n, max - n);
       if (got == 0) break;
       size_t kept = n;
       for (size_t i = n; i < n + got; ++i) {
-        const TraceRecord& r = out[i];
-        if (r.kind == RefKind::kFetch) {
-          pending_ += uint64_t{r.gap} + 1;
+        TraceRecord r = out[i];
+        if (r.kind == dropped_) {
+          pending_ += instructions_of(r);
           continue;
         }
         const uint64_t gap = pending_ + r.gap;
         if (gap > UINT32_MAX) {
-          throw Error(fmt::format("{}: more than {} instructions between two data references; "
-                                  "the gap field cannot hold them", inner_->path(), UINT32_MAX));
+          throw Error(fmt::format("{}: more than {} instructions between two kept records; the "
+                                  "gap field cannot hold them", inner_->path(), UINT32_MAX));
         }
-        out[kept] = r;
-        out[kept].gap = static_cast<uint32_t>(gap);
-        ++kept;
+        if (r.kind == RefKind::kEvent) {
+          events_.push_back(inner_->events()[r.va]);
+          r.va = events_.size() - 1;
+        }
+        r.gap = static_cast<uint32_t>(gap);
+        out[kept++] = r;
         pending_ = 0;
       }
       n = kept;
     }
     return n;
   }
+  const std::vector<OsEvent>& events() const override { return events_; }
   const std::string& path() const override { return inner_->path(); }
 
  private:
   std::unique_ptr<TraceReader> inner_;
+  RefKind dropped_;
   uint64_t pending_ = 0;  // instructions since the last kept record
+  std::vector<OsEvent> events_;
 };
 
 std::unique_ptr<InputBuffer> open_input(const std::string& path, bool zstd) {
@@ -83,6 +93,7 @@ char kind_letter(RefKind kind) {
     case RefKind::kRead: return 'R';
     case RefKind::kWrite: return 'W';
     case RefKind::kFetch: return 'F';
+    case RefKind::kEvent: return 'E';
   }
   return '?';
 }
@@ -92,8 +103,14 @@ const char* to_string(RefKind kind) {
     case RefKind::kRead: return "read";
     case RefKind::kWrite: return "write";
     case RefKind::kFetch: return "fetch";
+    case RefKind::kEvent: return "event";
   }
   return "?";
+}
+
+const std::vector<OsEvent>& TraceReader::events() const {
+  static const std::vector<OsEvent> kNone;
+  return kNone;
 }
 
 const char* to_string(TraceFormat format) {
@@ -169,11 +186,17 @@ std::unique_ptr<TraceReader> open_trace(const std::string& path,
     case TraceFormat::kLackey: reader = make_lackey_reader(std::move(in)); break;
     case TraceFormat::kAuto: unknown_format(path);
   }
-  return options.fetches ? std::move(reader) : drop_fetches(std::move(reader));
+  if (!options.fetches) reader = drop_fetches(std::move(reader));
+  if (!options.events) reader = drop_events(std::move(reader));
+  return reader;
 }
 
 std::unique_ptr<TraceReader> drop_fetches(std::unique_ptr<TraceReader> inner) {
-  return std::make_unique<FetchDropper>(std::move(inner));
+  return std::make_unique<RecordDropper>(std::move(inner), RefKind::kFetch);
+}
+
+std::unique_ptr<TraceReader> drop_events(std::unique_ptr<TraceReader> inner) {
+  return std::make_unique<RecordDropper>(std::move(inner), RefKind::kEvent);
 }
 
 }  // namespace shadowsim

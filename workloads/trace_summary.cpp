@@ -6,12 +6,19 @@
 
 namespace shadowsim {
 
+namespace {
+uint64_t references(const TraceSummary& s) { return s.records - s.events; }
+}  // namespace
+
 void TraceSummary::add(const TraceSummary& o) {
-  if (o.records == 0) return;
-  min_va = records ? std::min(min_va, o.min_va) : o.min_va;
-  max_va = records ? std::max(max_va, o.max_va) : o.max_va;
+  if (references(o)) {
+    min_va = references(*this) ? std::min(min_va, o.min_va) : o.min_va;
+    max_va = references(*this) ? std::max(max_va, o.max_va) : o.max_va;
+  }
   records += o.records;
   for (int k = 0; k < kRefKinds; ++k) by_kind[k] += o.by_kind[k];
+  events += o.events;
+  for (int k = 0; k < kOsEventKinds; ++k) by_event[k] += o.by_event[k];
   instructions += o.instructions;
   pages += o.pages;
   code_pages += o.code_pages;
@@ -28,8 +35,13 @@ TraceSummary summarize_trace(TraceReader& reader) {
   while (const size_t n = reader.read(batch.data(), batch.size())) {
     for (size_t i = 0; i < n; ++i) {
       const TraceRecord& r = batch[i];
-      ++s.by_kind[static_cast<int>(r.kind)];
       s.instructions += instructions_of(r);
+      if (r.kind == RefKind::kEvent) {
+        ++s.events;
+        ++s.by_event[static_cast<int>(reader.events()[r.va].kind)];
+        continue;
+      }
+      ++s.by_kind[static_cast<int>(r.kind)];
       const uint64_t last = r.va + r.size - 1 < r.va ? ~0ULL : r.va + r.size - 1;
       lo = std::min(lo, r.va);
       hi = std::max(hi, last);
@@ -42,7 +54,7 @@ TraceSummary summarize_trace(TraceReader& reader) {
     }
     s.records += n;
   }
-  if (s.records) {
+  if (references(s)) {
     s.min_va = lo;
     s.max_va = hi;
   }

@@ -7,6 +7,27 @@
 
 namespace shadowsim {
 
+void TraceWriter::write_event(const OsEvent& e, uint32_t gap) {
+  const TraceRecord r{RefKind::kEvent, 0, gap, 0};
+  write(&r, 1, &e, 1);
+}
+
+const OsEvent& event_to_write(const std::string& path, uint64_t record, const TraceRecord& r,
+                              const OsEvent* events, size_t n_events) {
+  if (r.size != 0) {
+    throw Error(fmt::format("{}: record {}: event record with size {}; expected 0", path, record,
+                            r.size));
+  }
+  if (r.va >= n_events) {
+    throw Error(fmt::format("{}: record {}: event index {}, but the batch has {} event{}", path,
+                            record, r.va, n_events, n_events == 1 ? "" : "s"));
+  }
+  const OsEvent& e = events[r.va];
+  const std::string problem = event_problem(e);
+  if (!problem.empty()) throw Error(fmt::format("{}: record {}: {}", path, record, problem));
+  return e;
+}
+
 std::unique_ptr<TraceWriter> create_trace(const std::string& path) {
   return create_trace(path, TraceWriteOptions{});
 }

@@ -6,7 +6,9 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "workloads/os_event.h"
 #include "workloads/trace_reader.h"
 #include "workloads/trace_record.h"
 
@@ -15,13 +17,25 @@ namespace shadowsim {
 class TraceWriter {
  public:
   virtual ~TraceWriter() = default;
-  // Throws Error for a record the formats cannot hold (size 0, unknown kind) or a write error.
-  virtual void write(const TraceRecord* records, size_t n) = 0;
+  // Writes records[0..n); a kEvent record stands for events[record.va], events[0..n_events) being
+  // the batch's events as TraceReader::events() gives them, so a copy loop is
+  // `writer->write(batch.data(), n, reader->events())`. Throws Error for a record the formats
+  // cannot hold (size 0, unknown kind, an event index out of range, a malformed event:
+  // event_problem()) or a write error.
+  virtual void write(const TraceRecord* records, size_t n, const OsEvent* events,
+                     size_t n_events) = 0;
+  void write(const TraceRecord* records, size_t n, const std::vector<OsEvent>& events) {
+    write(records, n, events.data(), events.size());
+  }
+  void write(const TraceRecord* records, size_t n) { write(records, n, nullptr, 0); }
   void write(const TraceRecord& r) { write(&r, 1); }
+  // One event record, after `gap` instructions that have no record.
+  void write_event(const OsEvent& e, uint32_t gap = 0);
   // Ends the stream (binary: end marker with record and instruction counts) and closes the file.
   virtual void close() = 0;
   virtual const std::string& path() const = 0;
-  virtual uint64_t records() const = 0;  // written so far
+  virtual uint64_t records() const = 0;  // written so far, event records included
+  virtual uint64_t events() const = 0;   // event records written so far
 };
 
 struct TraceWriteOptions {

@@ -57,6 +57,7 @@ class Mmu {
   }
 
   TlbHierarchy& tlbs() { return tlbs_; }
+  const GuestMemory& memory() const { return memory_.memory(); }
   PagingStructureCaches& pscs() { return pscs_; }
   void register_stats(StatsGroup g);
 

@@ -11,7 +11,8 @@ Access access_of(RefKind kind) {
   switch (kind) {
     case RefKind::kWrite: return Access::write(true);
     case RefKind::kFetch: return Access::fetch(true);
-    case RefKind::kRead: break;
+    case RefKind::kRead:
+    case RefKind::kEvent: break;
   }
   return Access::read(true);
 }
@@ -19,7 +20,8 @@ Access access_of(RefKind kind) {
 }  // namespace
 
 Vcpu::Vcpu(sc_core::sc_module_name name, int id, double cpi, VcpuWiring wiring)
-    : sc_module(name), id_(id), w_(std::move(wiring)), cpi_fixed_(static_cast<uint64_t>(cpi * 65536.0 + 0.5)) {
+    : sc_module(name), id_(id), w_(std::move(wiring)),
+      folder_(&w_.folders->of(w_.kernel->mm_of(w_.pid))), cpi_fixed_(static_cast<uint64_t>(cpi * 65536.0 + 0.5)) {
   SC_THREAD(run);
 }
 
@@ -67,13 +69,65 @@ uint64_t Vcpu::handle_fault(uint64_t va, const Access& access, const MmuResult& 
   return first.cycles + kernel + again.cycles;
 }
 
+// A recorded OS event of this VCPU's process, applied to the guest kernel where it stands in the
+// stream. Process creation is done when the system is assembled (every stream starts at time
+// 0 for now), so create and switch events are only counted.
+uint64_t Vcpu::os_event(const OsEvent& e) {
+  ++os_events_[static_cast<int>(e.kind)];
+  GuestKernel& kernel = *w_.kernel;
+  const uint32_t pid = w_.pid;
+  uint64_t instructions = 0;
+  switch (e.kind) {
+    case OsEventKind::kMmap:
+      folder_->for_each_piece(e.addr, e.length, [&](uint64_t va, uint64_t n) {
+        instructions += kernel.mmap(pid, va, n, e.prot, (e.flags & OsEvent::kMapShared) != 0,
+                                    e.file, (e.flags & OsEvent::kMapGrowsDown) != 0);
+      });
+      break;
+    case OsEventKind::kMunmap:
+      folder_->for_each_piece(e.addr, e.length, [&](uint64_t va, uint64_t n) {
+        instructions += kernel.munmap(pid, va, n);
+      });
+      break;
+    case OsEventKind::kMprotect:
+      folder_->for_each_piece(e.addr, e.length, [&](uint64_t va, uint64_t n) {
+        instructions += kernel.mprotect(pid, va, n, e.prot);
+      });
+      break;
+    case OsEventKind::kBrk:
+      instructions += kernel.brk(pid, folder_->fold(e.addr));
+      break;
+    case OsEventKind::kMremap:
+      instructions += kernel.mremap(pid, folder_->fold(e.addr), e.length,
+                                    folder_->fold(e.new_addr), e.new_length);
+      break;
+    case OsEventKind::kExec:
+      instructions += kernel.exec(pid);
+      // The new image runs on a new page table: MOV to CR3 (PCIDE=0 flushes non-global entries).
+      if (!w_.paging.load_cr3(kernel.cr3(pid), w_.mmu->memory())) {
+        throw Error(fmt::format("vcpu{}: the new address space's PDPTEs failed to load", id_));
+      }
+      w_.mmu->flush_non_global(w_.tlb_context);
+      folder_ = &w_.folders->of(kernel.mm_of(pid));
+      break;
+    case OsEventKind::kExit:
+      instructions += kernel.exit(pid);
+      exited_ = true;
+      break;
+    case OsEventKind::kCreate:
+    case OsEventKind::kSwitch:
+      break;
+  }
+  return kernel_cycles(instructions);
+}
+
 uint64_t Vcpu::reference(const TraceRecord& r) {
   const Access access = access_of(r.kind);
   const uint64_t first_page = r.va >> kPageShift;
   const uint64_t last_page = (r.va + (r.size ? r.size - 1 : 0)) >> kPageShift;
-  uint64_t cycles = translate_page(w_.folder->fold(r.va), access);
+  uint64_t cycles = translate_page(folder_->fold(r.va), access);
   for (uint64_t page = first_page + 1; page <= last_page; ++page) {  // page-crossing access
-    cycles += translate_page(w_.folder->fold(page << kPageShift), access);
+    cycles += translate_page(folder_->fold(page << kPageShift), access);
   }
   page_crossings_ += last_page != first_page;
   return cycles;
@@ -100,8 +154,18 @@ void Vcpu::replay() {
     const size_t n = w_.trace->read(batch.data(), kBatch);
     if (n == 0) break;
     for (size_t i = 0; i < n; ++i) {
-      if (w_.control->stopped()) break;  // another VCPU reached the reference limit
+      if (w_.control->stopped() || exited_) break;  // the limit, or the process exited
       const TraceRecord& r = batch[i];
+      if (r.kind == RefKind::kEvent) {  // an OS event: kernel work, not a memory reference
+        instructions_ += r.gap;
+        fractional_cycles_ += cpi_fixed_ * r.gap;
+        const uint64_t cycles = (fractional_cycles_ >> 16) + os_event(w_.trace->events()[r.va]);
+        fractional_cycles_ &= 0xffff;
+        cycles_ += cycles;
+        unsynced_cycles_ += cycles;
+        sync_if_quantum_used();
+        continue;
+      }
       const uint64_t instructions = instructions_of(r);
       instructions_ += instructions;
       fractional_cycles_ += cpi_fixed_ * instructions;
@@ -134,6 +198,10 @@ void Vcpu::register_stats(StatsGroup g) {
   g.counter("page_crossings", &page_crossings_, "references",
             "references that touch two pages (each page is translated)");
   g.counter("page_faults", &page_faults_, "faults", "page faults delivered to the guest kernel");
+  for (int k = 0; k < kOsEventKinds; ++k) {
+    g.counter(std::string("os_events.") + to_string(static_cast<OsEventKind>(k)), &os_events_[k],
+              "events", "OS events of the trace replayed by this VCPU");
+  }
   g.counter("kernel_instructions", &kernel_instructions_, "instructions",
             "guest kernel work charged to this VCPU (fault handling)");
   g.counter("cycles", &cycles_, "cycles", "cycles spent by this VCPU");

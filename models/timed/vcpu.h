@@ -33,7 +33,7 @@ struct VcpuWiring {
   Mmu* mmu = nullptr;                  // the MMU of the PCPU this VCPU runs on
   GuestKernel* kernel = nullptr;       // the guest kernel
   uint32_t pid = 0;                    // the guest process (or thread) this VCPU runs
-  AddressFolder* folder = nullptr;     // places trace addresses; one per address space
+  AddressFolders* folders = nullptr;   // places trace addresses; one folder per address space
   RunControl* control = nullptr;
   PagingState paging;                  // mode, controls, CR3 of the VCPU's address space
   TlbContext tlb_context;
@@ -64,12 +64,15 @@ class Vcpu : public sc_core::sc_module {
     return r.outcome == WalkOutcome::kOk ? r.cycles : handle_fault(va, access, r);
   }
   uint64_t handle_fault(uint64_t va, const Access& access, const MmuResult& first);
+  uint64_t os_event(const OsEvent& e);  // applies a recorded OS event; returns its cycles
   uint64_t now_cycles() const;
   void sync_if_quantum_used();
 
   uint64_t kernel_cycles(uint64_t instructions);
   int id_;
   VcpuWiring w_;
+  AddressFolder* folder_;  // of the current address space
+  bool exited_ = false;
   tlm_utils::tlm_quantumkeeper quantum_keeper_;
   uint64_t unsynced_cycles_ = 0;  // local time not yet handed to the quantum keeper
   uint64_t sync_budget_ = 0;      // cycles left until the next quantum boundary
@@ -83,6 +86,7 @@ class Vcpu : public sc_core::sc_module {
   uint64_t references_[3] = {0, 0, 0};
   uint64_t page_crossings_ = 0;
   uint64_t page_faults_ = 0;
+  uint64_t os_events_[kOsEventKinds] = {};
   uint64_t kernel_instructions_ = 0;
   uint64_t cycles_ = 0;
   uint64_t translation_cycles_ = 0;

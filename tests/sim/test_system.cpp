@@ -192,6 +192,40 @@ TEST_F(SystemTest, TheReferenceLimitIsExactWithSeveralVcpus) {
   EXPECT_EQ(s->record().roi_references, 1000u);
 }
 
+TEST_F(SystemTest, RecordedOsEventsDriveTheGuestKernel) {
+  write("t.sstx", R"(# brk, mmap, mprotect, munmap, exec and exit, as a process records them
+E brk 0x10000000
+E brk 0x10004000
+W 0x10000010 8
+E mmap 0x7f0000000000 0x4000 rw- private,anonymous
+W 0x7f0000001000 8
+R 0x7f0000002000 8
+E mprotect 0x7f0000000000 0x4000 r--
+R 0x7f0000001000 8
+E munmap 0x7f0000000000 0x4000
+E exec
+E mmap 0x400000 0x2000 r-x private
+F 0x400000 4
+E exit
+R 0x10000010 8
+)");
+  for (const char* mode : {"4level", "pae"}) {
+    // No implicit VMAs: every access must be allowed by a VMA the events created.
+    const auto s = run(R"({"workload": {"trace": "t.sstx"}, "guest": {"implicit_vmas": false}})",
+                       {std::string("machine.paging_mode=") + mode});
+    EXPECT_EQ(stat(*s, "sim.references"), 5) << "the read after exit is not replayed";
+    EXPECT_EQ(stat(*s, "vcpu0.os_events.mmap"), 2);
+    EXPECT_EQ(stat(*s, "vcpu0.os_events.brk"), 2);
+    EXPECT_EQ(stat(*s, "guest.faults.anonymous"), 2);
+    EXPECT_EQ(stat(*s, "guest.faults.zero_page"), 1);
+    EXPECT_EQ(stat(*s, "guest.faults.file_around"), 1);
+    EXPECT_EQ(stat(*s, "guest.execs"), 1);
+    EXPECT_EQ(stat(*s, "guest.exits"), 1);
+    EXPECT_EQ(stat(*s, "guest.table_pages_allocated"), stat(*s, "guest.table_pages_freed"));
+    EXPECT_GT(stat(*s, "guest.tlb.page_flushes"), 0);  // mprotect and munmap flushed
+  }
+}
+
 TEST_F(SystemTest, CorruptTraceIsReportedWithFileAndLine) {
   write("t.sstx", "R 0x1000 8\nR 0x2000 8\nR zz 8\n");
   try {

@@ -3,6 +3,7 @@
 
 #include <set>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "trace_test_util.h"
@@ -66,8 +67,14 @@ nlohmann::json expected_summary(const std::vector<TraceRecord>& records) {
       (r.kind == RefKind::kFetch ? code : data).insert(p);
     }
   }
+  nlohmann::json by_event = nlohmann::json::object();
+  for (const char* k : {"create", "exec", "exit", "mmap", "munmap", "mprotect", "brk", "mremap",
+                        "switch"}) {
+    by_event[k] = 0;
+  }
   return {{"records", records.size()}, {"reads", kinds[0]}, {"writes", kinds[1]},
-          {"fetches", kinds[2]}, {"instructions", instructions}, {"pages", pages.size()},
+          {"fetches", kinds[2]}, {"events", 0}, {"events_by_kind", by_event},
+          {"instructions", instructions}, {"pages", pages.size()},
           {"code_pages", code.size()}, {"data_pages", data.size()},
           {"min_va", records.empty() ? 0 : lo}, {"max_va", records.empty() ? 0 : hi}};
 }
@@ -206,6 +213,86 @@ TEST(TraceCli, BadInputExitsOneNamingTheFile) {
   r = run({"info", dir.path("m.json")});
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("m.json: streams:"), std::string::npos) << r.err;
+}
+
+TEST(TraceCli, EventsThroughHeadInfoAndConvert) {
+  ScratchDir dir;
+  auto items = test::random_items(17, 5000, 0.05);
+  for (test::Item& i : items) i.record.gap %= 1000;  // --no-events below folds gaps together
+  test::write_items(dir.path("e.sst"), items);
+  uint64_t events = 0, by_kind[kOsEventKinds] = {};
+  for (const test::Item& i : items) {
+    if (i.record.kind != RefKind::kEvent) continue;
+    ++events;
+    ++by_kind[static_cast<int>(i.event.kind)];
+  }
+  ASSERT_GT(events, 100u);
+
+  // head prints events in the text syntax: its output reads back as the same stream.
+  CliRun r = run({"head", dir.path("e.sst"), "-n", "100000"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("\nE "), std::string::npos);
+  test::write_file(dir.path("h.sstx"), r.out);
+  EXPECT_EQ(test::read_items(dir.path("h.sstx")), items);
+
+  // info counts them by kind.
+  r = run({"info", dir.path("e.sst"), "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out)["total"];
+  EXPECT_EQ(j["records"], items.size());
+  EXPECT_EQ(j["events"], events);
+  EXPECT_EQ(j["reads"].get<uint64_t>() + j["writes"].get<uint64_t>() +
+                j["fetches"].get<uint64_t>() + events, items.size());
+  for (int k = 0; k < kOsEventKinds; ++k) {
+    EXPECT_EQ(j["events_by_kind"][to_string(static_cast<OsEventKind>(k))], by_kind[k]) << k;
+  }
+  r = run({"info", dir.path("e.sst")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find(fmt::format("OS event {}", events)), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(fmt::format("mmap {}", by_kind[3])), std::string::npos) << r.out;
+
+  // convert keeps them through every format; --no-events drops them, keeping the instructions.
+  const char* chain[] = {"e.sst", "f.sstx.zst", "g.sst.zst", "h2.sstx", "i.sst"};
+  for (int i = 0; i + 1 < 5; ++i) {
+    r = run({"convert", dir.path(chain[i]), dir.path(chain[i + 1]), "--level", "3"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find(fmt::format("{} records ({} OS events)", items.size(), events)),
+              std::string::npos) << r.out;
+  }
+  EXPECT_EQ(test::read_items(dir.path("i.sst")), items);
+  r = run({"convert", dir.path("e.sst"), dir.path("n.sst"), "--no-events"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find(fmt::format("{} records,", items.size() - events)), std::string::npos)
+      << r.out;
+  const auto before = nlohmann::json::parse(run({"info", dir.path("e.sst"), "--json"}).out);
+  const auto after = nlohmann::json::parse(run({"info", dir.path("n.sst"), "--json"}).out);
+  EXPECT_EQ(after["total"]["events"], 0);
+  // Gaps move to the next record; only those of events at the very end would be lost.
+  uint64_t trailing = 0;
+  for (auto it = items.rbegin(); it != items.rend() && it->record.kind == RefKind::kEvent; ++it) {
+    trailing += it->record.gap;
+  }
+  EXPECT_EQ(after["total"]["instructions"].get<uint64_t>() + trailing,
+            before["total"]["instructions"].get<uint64_t>());
+}
+
+TEST(TraceCli, ConvertLackeyWithSyscalls) {
+  ScratchDir dir;
+  const std::string log = std::string(SHADOWSIM_TEST_DATA_DIR) + "/g-30229.lackey";
+  CliRun r = run({"convert", log, dir.path("g.sstx")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("18 records (8 OS events), 10 instructions"), std::string::npos) << r.out;
+  const std::string text = test::read_file(dir.path("g.sstx"));
+  // The mremap right after the fetch of its syscall instruction.
+  EXPECT_NE(text.find("F 0x49509fe 2\nE mremap 0x4a2c000 0x10000 0x4a2c000 0x4000 -\n"),
+            std::string::npos) << text;
+  EXPECT_NE(text.find("E create 30234 vfork\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("E mremap 0x4a2c000 0x4000 0x4a40000 0x8000 maymove,fixed\n"),
+            std::string::npos) << text;
+  r = run({"info", log});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("OS events                 8   create 1, exit 1, mmap 3, munmap 1, "
+                       "mremap 2\n"), std::string::npos) << r.out;
 }
 
 // The trace shipped for the default config (workloads/traces/README.md): it decodes to the end,

@@ -187,8 +187,8 @@ TEST(TraceFormats, WriterRefusesRecordsTheFormatCannotHold) {
     const std::string msg = test::error_of([&] { w->write({RefKind::kRead, 0, 0, 0x10}); });
     EXPECT_NE(msg.find("size 0"), std::string::npos) << msg;
     const std::string msg2 =
-        test::error_of([&] { w->write({static_cast<RefKind>(3), 4, 0, 0x10}); });
-    EXPECT_NE(msg2.find("kind 3"), std::string::npos) << msg2;
+        test::error_of([&] { w->write({static_cast<RefKind>(4), 4, 0, 0x10}); });
+    EXPECT_NE(msg2.find("kind 4"), std::string::npos) << msg2;
   }
   EXPECT_NE(test::error_of([&] { create_trace(dir.path("x.lackey")); }).find("import only"),
             std::string::npos);
