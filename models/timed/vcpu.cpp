@@ -21,7 +21,8 @@ Access access_of(RefKind kind) {
 
 Vcpu::Vcpu(sc_core::sc_module_name name, int id, double cpi, VcpuWiring wiring)
     : sc_module(name), id_(id), w_(std::move(wiring)),
-      folder_(&w_.folders->of(w_.kernel->mm_of(w_.pid))), cpi_fixed_(static_cast<uint64_t>(cpi * 65536.0 + 0.5)) {
+      folder_(&w_.folders->of(w_.kernel->mm_of(w_.pid))),
+      cpi_fixed_(static_cast<uint64_t>(cpi * 65536.0 + 0.5)) {
   SC_THREAD(run);
 }
 
@@ -42,13 +43,18 @@ void Vcpu::sync_if_quantum_used() {
   sync_budget_ = quantum - quantum_keeper_.get_current_time().value() % quantum;
 }
 
-// Kernel work runs at the same CPI as user code.
-uint64_t Vcpu::kernel_cycles(uint64_t instructions) {
-  kernel_instructions_ += instructions;
+// Instructions to cycles at `cpi`, carrying the fraction to the next call (user and kernel work
+// alike).
+uint64_t Vcpu::instruction_cycles(uint64_t instructions) {
   fractional_cycles_ += cpi_fixed_ * instructions;
   const uint64_t cycles = fractional_cycles_ >> 16;
   fractional_cycles_ &= 0xffff;
   return cycles;
+}
+
+uint64_t Vcpu::kernel_cycles(uint64_t instructions) {
+  kernel_instructions_ += instructions;
+  return instruction_cycles(instructions);
 }
 
 uint64_t Vcpu::handle_fault(uint64_t va, const Access& access, const MmuResult& first) {
@@ -158,9 +164,8 @@ void Vcpu::replay() {
       const TraceRecord& r = batch[i];
       if (r.kind == RefKind::kEvent) {  // an OS event: kernel work, not a memory reference
         instructions_ += r.gap;
-        fractional_cycles_ += cpi_fixed_ * r.gap;
-        const uint64_t cycles = (fractional_cycles_ >> 16) + os_event(w_.trace->events()[r.va]);
-        fractional_cycles_ &= 0xffff;
+        uint64_t cycles = instruction_cycles(r.gap);
+        cycles += os_event(w_.trace->events()[r.va]);
         cycles_ += cycles;
         unsynced_cycles_ += cycles;
         sync_if_quantum_used();
@@ -168,9 +173,7 @@ void Vcpu::replay() {
       }
       const uint64_t instructions = instructions_of(r);
       instructions_ += instructions;
-      fractional_cycles_ += cpi_fixed_ * instructions;
-      const uint64_t compute = fractional_cycles_ >> 16;
-      fractional_cycles_ &= 0xffff;
+      const uint64_t compute = instruction_cycles(instructions);
       const uint64_t translation = reference(r);
       ++references_[static_cast<int>(r.kind)];
       translation_cycles_ += translation;

@@ -68,7 +68,8 @@ class Vcpu : public sc_core::sc_module {
   uint64_t now_cycles() const;
   void sync_if_quantum_used();
 
-  uint64_t kernel_cycles(uint64_t instructions);
+  uint64_t instruction_cycles(uint64_t instructions);
+  uint64_t kernel_cycles(uint64_t instructions);  // the same, counted as kernel work
   int id_;
   VcpuWiring w_;
   AddressFolder* folder_;  // of the current address space
