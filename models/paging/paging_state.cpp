@@ -30,6 +30,10 @@ PagingState::PagingState(PagingMode mode, PagingControls controls, CpuFeatures f
     throw Error(fmt::format("CR4.PCIDE needs IA-32e paging (4level or 5level), not {}",
                             to_string(mode)));
   }
+  for (int level = 1; level <= top_level(mode); ++level) {
+    shifts_[level] = level_shift(mode, level);
+    index_masks_[level] = level_index(mode, level, ~0ULL);
+  }
   const uint64_t xd_reserved = controls.efer_nxe ? 0 : pte::kExecuteDisable;
   switch (mode) {
     case PagingMode::k32Bit: {

@@ -40,6 +40,9 @@ class PagingState {
   uint64_t reserved_mask(int level, bool large) const { return reserved_[level][large]; }
   // Whether PS=1 at `level` makes the entry a large-page leaf.
   bool large_page_level(int level) const { return large_ok_[level]; }
+  // level_shift() and the index mask of level_index(), precomputed for the walker's loop.
+  int shift(int level) const { return shifts_[level]; }
+  uint64_t index_mask(int level) const { return index_masks_[level]; }
 
  private:
   static bool pdptes_valid(const std::array<uint64_t, 4>& pdptes, uint64_t reserved);
@@ -54,6 +57,8 @@ class PagingState {
   uint64_t pdpte_reserved_ = 0;
   std::array<std::array<uint64_t, 2>, 6> reserved_{};
   std::array<bool, 6> large_ok_{};
+  std::array<int, 6> shifts_{};
+  std::array<uint64_t, 6> index_masks_{};
 };
 
 }  // namespace shadowsim

@@ -55,7 +55,7 @@ WalkResult walk_from(const GuestMemory& memory, const PagingState& state, uint64
   uint64_t table = start.table_pa;
 
   for (int level = start.level; level >= 1; --level) {
-    const uint64_t index = level_index(mode, level, va);
+    const uint64_t index = (va >> state.shift(level)) & state.index_mask(level);
     uint64_t entry;
     if (mode == PagingMode::kPae && level == 3) {
       entry = state.pdpte(static_cast<unsigned>(index));  // no memory reference, no rights
@@ -64,7 +64,7 @@ WalkResult walk_from(const GuestMemory& memory, const PagingState& state, uint64
       continue;
     }
     const uint64_t entry_pa = table + index * width;
-    entry = memory.read(entry_pa, width);
+    entry = width == 8 ? memory.read64(entry_pa) : memory.read32(entry_pa);
     r.refs[r.ref_count++] = PageTableRef{entry_pa, entry, static_cast<int8_t>(level), width};
     if (!(entry & pte::kPresent)) return page_fault(r, level, access_bits);
     const bool large = level > 1 && (entry & pte::kPageSize) && state.large_page_level(level);
@@ -84,7 +84,7 @@ WalkResult walk_from(const GuestMemory& memory, const PagingState& state, uint64
     if (const uint32_t ec = check_access(rights, access, controls, mode)) {
       return page_fault(r, level, ec);
     }
-    const int shift = level_shift(mode, level);
+    const int shift = state.shift(level);
     const uint64_t size = 1ULL << shift;
     Translation& t = r.translation;
     t.page_pa = leaf_frame(state, entry, level, size);
