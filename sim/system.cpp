@@ -164,36 +164,28 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
   tlm::tlm_global_quantum::instance().set(
       sc_core::sc_time::from_value(config.run.quantum_cycles));
 
-  // One guest process per stream, created as the manifest says (all at time 0 for now: the
-  // trace's own process events take over when they are replayed).
-  std::map<uint32_t, uint32_t> pids;  // stream id -> pid
+  // One guest process per stream. A stream without a parent starts at time 0; a child stream's
+  // VCPU starts when its parent creates it (models/timed/vcpu.h).
   s.folders = std::make_unique<AddressFolders>(m.paging_mode);
+  std::map<uint32_t, Vcpu*> vcpu_of_stream;
+  const MmuParams mmu_params{m.tlb, m.psc};
   for (int i = 0; i < streams; ++i) {
     const TraceStream& stream = s.manifest.streams[static_cast<size_t>(i)];
-    uint32_t pid;
-    if (!stream.parent || !pids.count(*stream.parent)) {
-      pid = s.kernel->create_process();
-    } else {
-      const uint32_t parent = pids[*stream.parent];
-      switch (stream.created) {
-        case StreamOrigin::kThread: pid = s.kernel->clone_thread(parent); break;
-        case StreamOrigin::kVfork: pid = s.kernel->vfork(parent); break;
-        default: pid = s.kernel->fork(parent); break;
-      }
-    }
-    pids[stream.id] = pid;
-
-    const MmuParams mmu_params{m.tlb, m.psc};
+    const uint32_t pid = stream.parent ? 0 : s.kernel->create_process();
     s.mmus.push_back(std::make_unique<Mmu>(i, mmu_params, *s.memory,
                                            config.run.seed * 1000003 + static_cast<uint64_t>(i)));
     VcpuWiring wiring{open_trace(stream.path), s.mmus.back().get(), s.kernel.get(), pid,
                       s.folders.get(), s.control.get(),
                       PagingState(m.paging_mode, m.controls, m.cpu), {}};
-    if (!wiring.paging.load_cr3(s.kernel->cr3(pid), s.memory->memory())) {
-      throw Error("internal: the new address space's PDPTEs failed to load");
-    }
     s.vcpus.push_back(std::make_unique<Vcpu>(fmt::format("vcpu{}", i).c_str(), i, m.vcpu.cpi,
                                              std::move(wiring)));
+    vcpu_of_stream[stream.id] = s.vcpus.back().get();
+  }
+  for (const TraceStream& stream : s.manifest.streams) {
+    if (stream.parent) {
+      vcpu_of_stream.at(*stream.parent)->add_child(stream.id, stream.created,
+                                                   vcpu_of_stream.at(stream.id));
+    }
   }
 
   // Statistics: per VCPU, per PCPU, shared memory, run-wide.

@@ -1,5 +1,7 @@
 #include "timed/vcpu.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "common/error.h"
@@ -21,7 +23,6 @@ Access access_of(RefKind kind) {
 
 Vcpu::Vcpu(sc_core::sc_module_name name, int id, double cpi, VcpuWiring wiring)
     : sc_module(name), id_(id), w_(std::move(wiring)),
-      folder_(&w_.folders->of(w_.kernel->mm_of(w_.pid))),
       cpi_fixed_(static_cast<uint64_t>(cpi * 65536.0 + 0.5)) {
   SC_THREAD(run);
 }
@@ -76,8 +77,7 @@ uint64_t Vcpu::handle_fault(uint64_t va, const Access& access, const MmuResult& 
 }
 
 // A recorded OS event of this VCPU's process, applied to the guest kernel where it stands in the
-// stream. Process creation is done when the system is assembled (every stream starts at time
-// 0 for now), so create and switch events are only counted.
+// stream. Switch events (a recorded schedule) are only counted.
 uint64_t Vcpu::os_event(const OsEvent& e) {
   ++os_events_[static_cast<int>(e.kind)];
   GuestKernel& kernel = *w_.kernel;
@@ -109,6 +109,7 @@ uint64_t Vcpu::os_event(const OsEvent& e) {
       break;
     case OsEventKind::kExec:
       instructions += kernel.exec(pid);
+      release_vfork_parent();
       // The new image runs on a new page table: MOV to CR3 (PCIDE=0 flushes non-global entries).
       if (!w_.paging.load_cr3(kernel.cr3(pid), w_.mmu->memory())) {
         throw Error(fmt::format("vcpu{}: the new address space's PDPTEs failed to load", id_));
@@ -119,9 +120,12 @@ uint64_t Vcpu::os_event(const OsEvent& e) {
     case OsEventKind::kExit:
       instructions += kernel.exit(pid);
       exited_ = true;
+      release_vfork_parent();
       break;
     case OsEventKind::kCreate:
-    case OsEventKind::kSwitch:
+      create_child(e.stream, e.how);
+      break;
+    case OsEventKind::kSwitch:  // a recorded schedule: not replayed
       break;
   }
   return kernel_cycles(instructions);
@@ -139,9 +143,79 @@ uint64_t Vcpu::reference(const TraceRecord& r) {
   return cycles;
 }
 
+void Vcpu::add_child(uint32_t stream, StreamOrigin origin, Vcpu* child) {
+  children_.push_back(Child{stream, origin, child});
+}
+
+void Vcpu::start(uint32_t pid, Vcpu* vfork_parent) {
+  w_.pid = pid;
+  vfork_parent_ = vfork_parent;
+  start_event_.notify(sc_core::SC_ZERO_TIME);
+}
+
+void Vcpu::sync_now() {
+  quantum_keeper_.inc(sc_core::sc_time::from_value(unsynced_cycles_));
+  unsynced_cycles_ = 0;
+  quantum_keeper_.sync();
+  const uint64_t quantum = tlm_utils::tlm_quantumkeeper::get_global_quantum().value();
+  sync_budget_ = quantum - sc_core::sc_time_stamp().value() % quantum;
+}
+
+// The parent side of fork, vfork and clone: at this VCPU's time (it syncs first: the child and
+// the kernel's state are shared), the kernel creates the process and the child's VCPU starts.
+// A vfork parent then waits until the child execs or exits.
+void Vcpu::create_child(uint32_t stream, StreamOrigin how) {
+  const auto it = std::find_if(children_.begin(), children_.end(), [&](const Child& c) {
+    return c.stream == stream && !c.created;
+  });
+  if (it == children_.end()) {
+    ++unknown_children_;
+    return;
+  }
+  it->created = true;
+  sync_now();
+  GuestKernel& kernel = *w_.kernel;
+  uint64_t instructions = 0;
+  uint32_t pid;
+  if (!kernel.alive(w_.pid)) {
+    pid = kernel.create_process();  // the parent has exited: the child starts afresh
+  } else if (how == StreamOrigin::kThread) {
+    pid = kernel.clone_thread(w_.pid);
+  } else if (how == StreamOrigin::kVfork) {
+    pid = kernel.vfork(w_.pid);
+  } else {
+    pid = kernel.fork(w_.pid, &instructions);
+  }
+  const bool wait_for_child = how == StreamOrigin::kVfork && kernel.alive(w_.pid);
+  it->vcpu->start(pid, wait_for_child ? this : nullptr);
+  const uint64_t cycles = kernel_cycles(instructions);
+  cycles_ += cycles;
+  unsynced_cycles_ += cycles;
+  if (wait_for_child) {
+    wait(vfork_done_);
+    sync_now();
+  }
+}
+
+void Vcpu::release_vfork_parent() {
+  if (!vfork_parent_) return;
+  sync_now();
+  vfork_parent_->vfork_done_.notify(sc_core::SC_ZERO_TIME);
+  vfork_parent_ = nullptr;
+}
+
 void Vcpu::run() {
   try {
+    if (w_.pid == 0) wait(start_event_);
+    if (!w_.paging.load_cr3(w_.kernel->cr3(w_.pid), w_.mmu->memory())) {
+      throw Error(fmt::format("vcpu{}: the address space's PDPTEs failed to load", id_));
+    }
+    folder_ = &w_.folders->of(w_.kernel->mm_of(w_.pid));
     replay();
+    for (const Child& c : children_) {  // traces without create events: children start now
+      if (!c.created) create_child(c.stream, c.origin);
+    }
+    release_vfork_parent();  // the stream ended without exec or exit
   } catch (const Error& e) {
     error_ = e.what();
     sc_core::sc_stop();
@@ -201,6 +275,8 @@ void Vcpu::register_stats(StatsGroup g) {
   g.counter("page_crossings", &page_crossings_, "references",
             "references that touch two pages (each page is translated)");
   g.counter("page_faults", &page_faults_, "faults", "page faults delivered to the guest kernel");
+  g.counter("unknown_children", &unknown_children_, "events",
+            "create events for streams the manifest does not list (ignored)");
   for (int k = 0; k < kOsEventKinds; ++k) {
     g.counter(std::string("os_events.") + to_string(static_cast<OsEventKind>(k)), &os_events_[k],
               "events", "OS events of the trace replayed by this VCPU");

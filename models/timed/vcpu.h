@@ -32,7 +32,7 @@ struct VcpuWiring {
   std::unique_ptr<TraceReader> trace;
   Mmu* mmu = nullptr;                  // the MMU of the PCPU this VCPU runs on
   GuestKernel* kernel = nullptr;       // the guest kernel
-  uint32_t pid = 0;                    // the guest process (or thread) this VCPU runs
+  uint32_t pid = 0;                    // its guest process (or thread); 0 until created
   AddressFolders* folders = nullptr;   // places trace addresses; one folder per address space
   RunControl* control = nullptr;
   PagingState paging;                  // mode, controls, CR3 of the VCPU's address space
@@ -44,6 +44,9 @@ class Vcpu : public sc_core::sc_module {
   SC_HAS_PROCESS(Vcpu);
   Vcpu(sc_core::sc_module_name name, int id, double cpi, VcpuWiring wiring);
   uint32_t pid() const { return w_.pid; }
+  // A child stream's VCPU starts when this VCPU's process creates it: at the matching create
+  // event in this stream or, for traces without one, when this stream ends.
+  void add_child(uint32_t stream, StreamOrigin origin, Vcpu* child);
   const TlbContext& tlb_context() const { return w_.tlb_context; }
   Mmu& mmu() { return *w_.mmu; }
 
@@ -58,6 +61,10 @@ class Vcpu : public sc_core::sc_module {
 
   void run();
   void replay();
+  void start(uint32_t pid, Vcpu* vfork_parent);  // called by the parent, at the parent's time
+  void sync_now();                               // global time = this VCPU's time
+  void create_child(uint32_t stream, StreamOrigin how);
+  void release_vfork_parent();
   uint64_t reference(const TraceRecord& r);  // cycles of all translations of one record
   uint64_t translate_page(uint64_t va, const Access& access) {  // inline: the TLB-hit path
     const MmuResult r = w_.mmu->translate(va, access, w_.paging, w_.tlb_context);
@@ -72,8 +79,20 @@ class Vcpu : public sc_core::sc_module {
   uint64_t kernel_cycles(uint64_t instructions);  // the same, counted as kernel work
   int id_;
   VcpuWiring w_;
-  AddressFolder* folder_;  // of the current address space
+  AddressFolder* folder_ = nullptr;  // of the current address space
   bool exited_ = false;
+
+  struct Child {
+    uint32_t stream;
+    StreamOrigin origin;
+    Vcpu* vcpu;
+    bool created = false;
+  };
+  std::vector<Child> children_;
+  sc_core::sc_event start_event_;
+  sc_core::sc_event vfork_done_;   // notified by a vfork child at its exec or exit
+  Vcpu* vfork_parent_ = nullptr;   // the parent waiting for this VCPU's exec or exit
+  uint64_t unknown_children_ = 0;  // create events for streams the manifest does not list
   tlm_utils::tlm_quantumkeeper quantum_keeper_;
   uint64_t unsynced_cycles_ = 0;  // local time not yet handed to the quantum keeper
   uint64_t sync_budget_ = 0;      // cycles left until the next quantum boundary

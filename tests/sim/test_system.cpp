@@ -226,6 +226,34 @@ R 0x10000010 8
   }
 }
 
+TEST_F(SystemTest, ChildStreamsStartAtTheirParentsCreateEvent) {
+  const std::string manifest = R"({"version": 1, "paging_mode": "4level", "streams": [
+      {"id": 0, "file": "parent.sstx"},
+      {"id": 1, "file": "child.sstx", "parent": 0, "created": "HOW"}]})";
+  auto with = [&](const char* how) {
+    std::string m = manifest;
+    m.replace(m.find("HOW"), 3, how);
+    write("w.json", m);
+  };
+  // fork after a write: the child's write to the same page breaks copy-on-write.
+  write("parent.sstx", "W 0x10000000 8\nE create 1 fork\nR 0x10000000 8\n");
+  write("child.sstx", "W 0x10000008 8\nE exit\n");
+  with("fork");
+  auto s = run(R"({"workload": {"trace": "w.json"}})");
+  EXPECT_EQ(stat(*s, "guest.forks"), 1);
+  EXPECT_EQ(stat(*s, "guest.faults.cow_copy"), 1);
+  EXPECT_EQ(stat(*s, "vcpu1.page_faults"), 1);
+  // vfork: the child runs in the parent's mm (the parent's page is there) until it execs.
+  write("parent.sstx", "R 0x10000000 8\nE create 1 vfork\nR 0x10001000 8\n");
+  write("child.sstx", "R 0x10000000 8\nE exec\nR 0x20000000 8\nE exit\n");
+  with("vfork");
+  s = run(R"({"workload": {"trace": "w.json"}})");
+  EXPECT_EQ(stat(*s, "guest.vforks"), 1);
+  EXPECT_EQ(stat(*s, "guest.execs"), 1);
+  EXPECT_EQ(stat(*s, "vcpu1.page_faults"), 1) << "only the page touched after exec faults";
+  EXPECT_EQ(stat(*s, "sim.references"), 4);
+}
+
 TEST_F(SystemTest, CorruptTraceIsReportedWithFileAndLine) {
   write("t.sstx", "R 0x1000 8\nR 0x2000 8\nR zz 8\n");
   try {
