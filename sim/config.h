@@ -17,6 +17,7 @@
 #include "common/params.h"
 #include "guest/guest_kernel.h"
 #include "memory/page_table_memory.h"
+#include "timed/tlb_shootdown.h"
 #include "tlb/paging_structure_cache.h"
 #include "tlb/tlb_hierarchy.h"
 #include "paging/paging_types.h"
@@ -43,6 +44,7 @@ struct MachineParams {
   TlbHierarchyParams tlb;
   PscParams psc;
   PageTableMemoryParams memory;
+  ShootdownParams tlb_shootdown;
 
   template <class V>
   void visit(V& v) {
@@ -55,6 +57,7 @@ struct MachineParams {
     v.group("tlb", tlb, "TLB hierarchy of each PCPU");
     v.group("psc", psc, "paging-structure caches of each PCPU");
     v.group("memory", memory, "guest physical memory and the page-table line cache model");
+    v.group("tlb_shootdown", tlb_shootdown, "costs of TLB flushes and shootdown IPIs");
   }
 };
 

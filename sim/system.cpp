@@ -60,46 +60,6 @@ void release_systemc_context(sc_core::sc_simcontext* context) {
 
 constexpr uint64_t kReservedLowFrames = 256;  // the first 1 MiB: firmware, never handed out
 
-// The guest kernel's TLB flushes, applied to the MMU of every VCPU whose process runs the
-// flushed mm. Applied at once: the IPIs, their cost and the initiator's wait come with the
-// timed guest (docs/guest.md).
-class SystemTlbSink : public TlbShootdownSink {
- public:
-  void attach(const GuestKernel* kernel, std::vector<std::unique_ptr<Vcpu>>* vcpus) {
-    kernel_ = kernel;
-    vcpus_ = vcpus;
-  }
-  void flush_pages(uint32_t mm, const std::vector<uint64_t>& pages) override {
-    for (auto& vcpu : *vcpus_) {
-      if (!runs(*vcpu, mm)) continue;
-      for (uint64_t page : pages) vcpu->mmu().invlpg(page, vcpu->tlb_context());
-      ++page_flushes_;
-    }
-  }
-  void flush_mm(uint32_t mm) override {
-    for (auto& vcpu : *vcpus_) {
-      if (!runs(*vcpu, mm)) continue;
-      vcpu->mmu().flush_non_global(vcpu->tlb_context());
-      ++full_flushes_;
-    }
-  }
-  void register_stats(StatsGroup g) {
-    g.counter("page_flushes", &page_flushes_, "flushes",
-              "page-list flushes applied to a VCPU (INVLPG of each page)");
-    g.counter("full_flushes", &full_flushes_, "flushes",
-              "full non-global flushes applied to a VCPU");
-  }
-
- private:
-  bool runs(Vcpu& vcpu, uint32_t mm) const {
-    return kernel_->alive(vcpu.pid()) && kernel_->mm_of(vcpu.pid()) == mm;
-  }
-  const GuestKernel* kernel_ = nullptr;
-  std::vector<std::unique_ptr<Vcpu>>* vcpus_ = nullptr;
-  uint64_t page_flushes_ = 0;
-  uint64_t full_flushes_ = 0;
-};
-
 }  // namespace
 
 struct System::Impl {
@@ -117,7 +77,7 @@ struct System::Impl {
   std::unique_ptr<PageTableMemory> memory;
   std::unique_ptr<FrameAllocator> frames;
   std::unique_ptr<DirectPageTableStore> store;
-  SystemTlbSink tlb_sink;
+  std::unique_ptr<TlbShootdown> shootdown;
   std::unique_ptr<GuestKernel> kernel;
   std::unique_ptr<AddressFolders> folders;
   std::unique_ptr<RunControl> control;
@@ -149,9 +109,10 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
       config.run.seed);
   DirectPageTableStore* store = new DirectPageTableStore(s.memory->memory(), /*keep_log=*/false);
   s.store.reset(store);
+  s.shootdown = std::make_unique<TlbShootdown>(m.tlb_shootdown);
   s.kernel = std::make_unique<GuestKernel>(m.paging_mode, m.controls, m.cpu, config.guest,
-                                           *s.frames, *store, s.tlb_sink);
-  s.tlb_sink.attach(s.kernel.get(), &s.vcpus);
+                                           *s.frames, *store, *s.shootdown);
+  s.shootdown->attach(s.kernel.get(), &s.vcpus);
   s.control = std::make_unique<RunControl>(
       RunControl::Limits{config.run.warmup_references, config.run.max_references,
                          config.run.interval_references, config.run.warmup_cycles,
@@ -175,7 +136,7 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
     s.mmus.push_back(std::make_unique<Mmu>(i, mmu_params, *s.memory,
                                            config.run.seed * 1000003 + static_cast<uint64_t>(i)));
     VcpuWiring wiring{open_trace(stream.path), s.mmus.back().get(), s.kernel.get(), pid,
-                      s.folders.get(), s.control.get(),
+                      s.folders.get(), s.control.get(), s.shootdown.get(),
                       PagingState(m.paging_mode, m.controls, m.cpu), {}};
     s.vcpus.push_back(std::make_unique<Vcpu>(fmt::format("vcpu{}", i).c_str(), i, m.vcpu.cpi,
                                              std::move(wiring)));
@@ -195,7 +156,7 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
   }
   s.memory->register_stats(StatsGroup(s.registry, "ptmem"));
   s.kernel->register_stats(StatsGroup(s.registry, "guest"));
-  s.tlb_sink.register_stats(StatsGroup(s.registry, "guest.tlb"));
+  s.shootdown->register_stats(StatsGroup(s.registry, "guest.tlb"));
   StatsGroup sim(s.registry, "sim");
   sim.formula("makespan_cycles", [&s] { return static_cast<double>(s.makespan_cycles); },
               "cycles", "end of the last VCPU minus the start of the region of interest");

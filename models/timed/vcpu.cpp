@@ -65,21 +65,29 @@ uint64_t Vcpu::handle_fault(uint64_t va, const Access& access, const MmuResult& 
   }
   ++page_faults_;
   w_.mmu->page_fault_invalidate(va, w_.tlb_context, w_.paging.mode());
+  enter_kernel();
   const FaultOutcome handled = w_.kernel->page_fault(w_.pid, va, first.error_code);
-  const uint64_t kernel = kernel_cycles(handled.instructions);
+  const uint64_t kernel = leave_kernel(handled.instructions);
+  unsynced_cycles_ += kernel;
   const MmuResult again = w_.mmu->translate(va, access, w_.paging, w_.tlb_context);
   if (again.outcome != WalkOutcome::kOk) {
     throw Error(fmt::format("vcpu{}: {} of {:#x} still faults ({}) after the guest kernel "
                             "handled it as {}: a model bug", id_, to_string(access.kind), va,
                             describe_error_code(again.error_code), to_string(handled.kind)));
   }
-  return first.cycles + kernel + again.cycles;
+  unsynced_cycles_ += again.cycles;
+  return kernel + again.cycles;  // the faulting lookup's cycles are the caller's
 }
 
 // A recorded OS event of this VCPU's process, applied to the guest kernel where it stands in the
 // stream. Switch events (a recorded schedule) are only counted.
 uint64_t Vcpu::os_event(const OsEvent& e) {
   ++os_events_[static_cast<int>(e.kind)];
+  if (e.kind == OsEventKind::kCreate) {  // enters the kernel itself (and may wait, for vfork)
+    create_child(e.stream, e.how);
+    return 0;
+  }
+  enter_kernel();
   GuestKernel& kernel = *w_.kernel;
   const uint32_t pid = w_.pid;
   uint64_t instructions = 0;
@@ -122,9 +130,7 @@ uint64_t Vcpu::os_event(const OsEvent& e) {
       exited_ = true;
       release_vfork_parent();
       break;
-    case OsEventKind::kCreate:
-      create_child(e.stream, e.how);
-      break;
+    case OsEventKind::kCreate:  // handled above
     case OsEventKind::kSwitch:  // a recorded schedule: not replayed
       break;
   }
@@ -161,6 +167,17 @@ void Vcpu::sync_now() {
   sync_budget_ = quantum - sc_core::sc_time_stamp().value() % quantum;
 }
 
+// Every entry into the guest kernel touches state other VCPUs share (the kernel, page tables,
+// their TLBs through shootdowns): sync first, so it happens at global time = this VCPU's time.
+void Vcpu::enter_kernel() {
+  sync_now();
+  w_.shootdown->enter(this);
+}
+
+uint64_t Vcpu::leave_kernel(uint64_t instructions) {
+  return kernel_cycles(instructions) + w_.shootdown->take_initiator_cycles();
+}
+
 // The parent side of fork, vfork and clone: at this VCPU's time (it syncs first: the child and
 // the kernel's state are shared), the kernel creates the process and the child's VCPU starts.
 // A vfork parent then waits until the child execs or exits.
@@ -173,7 +190,7 @@ void Vcpu::create_child(uint32_t stream, StreamOrigin how) {
     return;
   }
   it->created = true;
-  sync_now();
+  enter_kernel();
   GuestKernel& kernel = *w_.kernel;
   uint64_t instructions = 0;
   uint32_t pid;
@@ -188,7 +205,7 @@ void Vcpu::create_child(uint32_t stream, StreamOrigin how) {
   }
   const bool wait_for_child = how == StreamOrigin::kVfork && kernel.alive(w_.pid);
   it->vcpu->start(pid, wait_for_child ? this : nullptr);
-  const uint64_t cycles = kernel_cycles(instructions);
+  const uint64_t cycles = leave_kernel(instructions);
   cycles_ += cycles;
   unsynced_cycles_ += cycles;
   if (wait_for_child) {
@@ -236,23 +253,30 @@ void Vcpu::replay() {
     for (size_t i = 0; i < n; ++i) {
       if (w_.control->stopped() || exited_) break;  // the limit, or the process exited
       const TraceRecord& r = batch[i];
-      if (r.kind == RefKind::kEvent) {  // an OS event: kernel work, not a memory reference
-        instructions_ += r.gap;
-        uint64_t cycles = instruction_cycles(r.gap);
-        cycles += os_event(w_.trace->events()[r.va]);
-        cycles_ += cycles;
-        unsynced_cycles_ += cycles;
-        sync_if_quantum_used();
-        continue;
+      if (interrupt_cycles_) {  // another VCPU's shootdown interrupted this one
+        ++interrupts_;
+        interrupt_cycles_total_ += interrupt_cycles_;
+        cycles_ += interrupt_cycles_;
+        unsynced_cycles_ += interrupt_cycles_;
+        interrupt_cycles_ = 0;
       }
+      // Local time advances as the work is done, so a kernel entry syncs at the right time.
       const uint64_t instructions = instructions_of(r);
       instructions_ += instructions;
       const uint64_t compute = instruction_cycles(instructions);
-      const uint64_t translation = reference(r);
+      cycles_ += compute;
+      unsynced_cycles_ += compute;
+      if (r.kind == RefKind::kEvent) {  // an OS event: kernel work, not a memory reference
+        const uint64_t kernel = os_event(w_.trace->events()[r.va]);
+        cycles_ += kernel;
+        unsynced_cycles_ += kernel;
+        sync_if_quantum_used();
+        continue;
+      }
+      const uint64_t translation = reference(r);  // adds to local time page by page
       ++references_[static_cast<int>(r.kind)];
       translation_cycles_ += translation;
-      cycles_ += compute + translation;
-      unsynced_cycles_ += compute + translation;
+      cycles_ += translation;
       // The reference is complete: count it (a warm-up ending here resets its statistics too),
       // then yield to the kernel if the quantum is used up.
       if (w_.control->count_reference() && !w_.control->handle_event(now_cycles())) break;
@@ -275,6 +299,9 @@ void Vcpu::register_stats(StatsGroup g) {
   g.counter("page_crossings", &page_crossings_, "references",
             "references that touch two pages (each page is translated)");
   g.counter("page_faults", &page_faults_, "faults", "page faults delivered to the guest kernel");
+  g.counter("interrupts", &interrupts_, "interrupts", "TLB shootdown interrupts from other VCPUs");
+  g.counter("interrupt_cycles", &interrupt_cycles_total_, "cycles",
+            "cycles in shootdown interrupt handlers");
   g.counter("unknown_children", &unknown_children_, "events",
             "create events for streams the manifest does not list (ignored)");
   for (int k = 0; k < kOsEventKinds; ++k) {

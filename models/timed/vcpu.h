@@ -24,6 +24,7 @@
 #include "mmu/mmu.h"
 #include "paging/paging_state.h"
 #include "timed/run_control.h"
+#include "timed/tlb_shootdown.h"
 #include "workloads/trace_reader.h"
 
 namespace shadowsim {
@@ -35,6 +36,7 @@ struct VcpuWiring {
   uint32_t pid = 0;                    // its guest process (or thread); 0 until created
   AddressFolders* folders = nullptr;   // places trace addresses; one folder per address space
   RunControl* control = nullptr;
+  TlbShootdown* shootdown = nullptr;   // carries out the kernel's TLB flushes on every VCPU
   PagingState paging;                  // mode, controls, CR3 of the VCPU's address space
   TlbContext tlb_context;
 };
@@ -47,6 +49,9 @@ class Vcpu : public sc_core::sc_module {
   // A child stream's VCPU starts when this VCPU's process creates it: at the matching create
   // event in this stream or, for traces without one, when this stream ends.
   void add_child(uint32_t stream, StreamOrigin origin, Vcpu* child);
+  // Another VCPU's TLB shootdown interrupts this one: the handler's cycles are added to its time
+  // before its next record.
+  void interrupt(uint64_t cycles) { interrupt_cycles_ += cycles; }
   const TlbContext& tlb_context() const { return w_.tlb_context; }
   Mmu& mmu() { return *w_.mmu; }
 
@@ -63,12 +68,16 @@ class Vcpu : public sc_core::sc_module {
   void replay();
   void start(uint32_t pid, Vcpu* vfork_parent);  // called by the parent, at the parent's time
   void sync_now();                               // global time = this VCPU's time
+  void enter_kernel();                           // sync, then name this VCPU the initiator
+  uint64_t leave_kernel(uint64_t instructions);  // kernel work + flush costs, in cycles
   void create_child(uint32_t stream, StreamOrigin how);
   void release_vfork_parent();
   uint64_t reference(const TraceRecord& r);  // cycles of all translations of one record
-  uint64_t translate_page(uint64_t va, const Access& access) {  // inline: the TLB-hit path
+  // Translates one page and adds its cycles to local time; inline: the TLB-hit path.
+  uint64_t translate_page(uint64_t va, const Access& access) {
     const MmuResult r = w_.mmu->translate(va, access, w_.paging, w_.tlb_context);
-    return r.outcome == WalkOutcome::kOk ? r.cycles : handle_fault(va, access, r);
+    unsynced_cycles_ += r.cycles;
+    return r.outcome == WalkOutcome::kOk ? r.cycles : r.cycles + handle_fault(va, access, r);
   }
   uint64_t handle_fault(uint64_t va, const Access& access, const MmuResult& first);
   uint64_t os_event(const OsEvent& e);  // applies a recorded OS event; returns its cycles
@@ -93,6 +102,9 @@ class Vcpu : public sc_core::sc_module {
   sc_core::sc_event vfork_done_;   // notified by a vfork child at its exec or exit
   Vcpu* vfork_parent_ = nullptr;   // the parent waiting for this VCPU's exec or exit
   uint64_t unknown_children_ = 0;  // create events for streams the manifest does not list
+  uint64_t interrupt_cycles_ = 0;  // shootdown handlers not yet charged
+  uint64_t interrupts_ = 0;
+  uint64_t interrupt_cycles_total_ = 0;
   tlm_utils::tlm_quantumkeeper quantum_keeper_;
   uint64_t unsynced_cycles_ = 0;  // local time not yet handed to the quantum keeper
   uint64_t sync_budget_ = 0;      // cycles left until the next quantum boundary

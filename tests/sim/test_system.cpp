@@ -189,7 +189,10 @@ TEST_F(SystemTest, TheReferenceLimitIsExactWithSeveralVcpus) {
       {"id": 0, "file": "a.sstx"}, {"id": 1, "file": "b.sstx"},
       {"id": 2, "file": "c.sstx"}, {"id": 3, "file": "d.sstx"}]})");
   const auto s = run(R"({"workload": {"trace": "w.json"}, "run": {"max_references": 1000}})");
-  EXPECT_EQ(s->record().roi_references, 1000u);
+  // A VCPU stopped inside the guest kernel (synchronised, waiting) when another reaches the
+  // limit still completes the reference it is in: at most one per other VCPU.
+  EXPECT_GE(s->record().roi_references, 1000u);
+  EXPECT_LE(s->record().roi_references, 1003u);
 }
 
 TEST_F(SystemTest, RecordedOsEventsDriveTheGuestKernel) {
@@ -222,7 +225,9 @@ R 0x10000010 8
     EXPECT_EQ(stat(*s, "guest.execs"), 1);
     EXPECT_EQ(stat(*s, "guest.exits"), 1);
     EXPECT_EQ(stat(*s, "guest.table_pages_allocated"), stat(*s, "guest.table_pages_freed"));
-    EXPECT_GT(stat(*s, "guest.tlb.page_flushes"), 0);  // mprotect and munmap flushed
+    EXPECT_GT(stat(*s, "guest.tlb.pages_flushed"), 0);  // mprotect and munmap flushed
+    EXPECT_GT(stat(*s, "guest.tlb.local_flushes"), 0);
+    EXPECT_EQ(stat(*s, "guest.tlb.shootdowns"), 0);  // one VCPU: nobody to interrupt
   }
 }
 
@@ -252,6 +257,27 @@ TEST_F(SystemTest, ChildStreamsStartAtTheirParentsCreateEvent) {
   EXPECT_EQ(stat(*s, "guest.execs"), 1);
   EXPECT_EQ(stat(*s, "vcpu1.page_faults"), 1) << "only the page touched after exec faults";
   EXPECT_EQ(stat(*s, "sim.references"), 4);
+}
+
+TEST_F(SystemTest, ThreadsSharingAnMmGetShootdownInterrupts) {
+  // Two threads of one process: the first unmaps a range both have touched, so the second's TLB
+  // must be flushed by IPI, and it pays the handler.
+  std::string a = "E create 1 thread\nE mmap 0x7f0000000000 0x10000 rw- private,anonymous\n";
+  std::string b;
+  for (int i = 0; i < 16; ++i) {
+    a += fmt::format("W {:#x} 8 +50\n", 0x7f0000000000ULL + i * 4096);
+    b += fmt::format("R {:#x} 8 +50\n", 0x7f0000000000ULL + i * 4096);
+  }
+  for (int i = 0; i < 200; ++i) b += "R 0x7f0000000000 8 +100\n";  // still running later
+  a += "E munmap 0x7f0000000000 0x10000 +200000\n";
+  write("a.sstx", a);
+  write("b.sstx", b);
+  write("w.json", R"({"version": 1, "paging_mode": "4level", "streams": [
+      {"id": 0, "file": "a.sstx"}, {"id": 1, "file": "b.sstx", "parent": 0, "created": "thread"}]})");
+  const auto s = run(R"({"workload": {"trace": "w.json"}, "guest": {"implicit_vmas": true}})");
+  EXPECT_GE(stat(*s, "guest.tlb.shootdowns"), 1);
+  EXPECT_GE(stat(*s, "vcpu1.interrupts"), 1);
+  EXPECT_GT(stat(*s, "vcpu1.interrupt_cycles"), 0);
 }
 
 TEST_F(SystemTest, CorruptTraceIsReportedWithFileAndLine) {
