@@ -6,17 +6,24 @@
 
 namespace shadowsim {
 
-LineCache::LineCache(const CacheParams& params, uint32_t line_bytes) : ways_(params.ways) {
+GeometryProblem cache_geometry_problem(const CacheParams& params, uint32_t line_bytes) {
   const uint64_t lines = static_cast<uint64_t>(params.size_kib) * 1024 / line_bytes;
   if (params.ways == 0 || lines % params.ways != 0) {
-    throw ParamError("ways", fmt::format("{} ways must divide the {} lines of {} KiB", params.ways,
-                                         lines, params.size_kib));
+    return {"ways", fmt::format("{} ways must divide the {} lines of {} KiB", params.ways, lines,
+                                params.size_kib)};
   }
   const uint64_t sets = lines / params.ways;
   if (sets == 0 || (sets & (sets - 1)) != 0) {
-    throw ParamError("size_kib", fmt::format("{} KiB in {} ways gives {} sets: expected a power "
-                                             "of two", params.size_kib, params.ways, sets));
+    return {"size_kib", fmt::format("{} KiB in {} ways gives {} sets: expected a power of two",
+                                    params.size_kib, params.ways, sets)};
   }
+  return {};
+}
+
+LineCache::LineCache(const CacheParams& params, uint32_t line_bytes) : ways_(params.ways) {
+  const GeometryProblem problem = cache_geometry_problem(params, line_bytes);
+  if (problem.field) throw ParamError(problem.field, problem.message);
+  const uint64_t sets = static_cast<uint64_t>(params.size_kib) * 1024 / line_bytes / params.ways;
   set_mask_ = sets - 1;
   tags_.assign(sets * ways_, kEmpty);
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "common/params.h"
@@ -22,6 +23,13 @@ struct CacheParams {
             "cycles");
   }
 };
+
+// What is wrong with a cache's geometry ("" if nothing): the field to blame and why.
+struct GeometryProblem {
+  const char* field = nullptr;
+  std::string message;
+};
+GeometryProblem cache_geometry_problem(const CacheParams& params, uint32_t line_bytes);
 
 class LineCache {
  public:

@@ -42,6 +42,11 @@ struct PageTableMemoryParams {
   }
   void validate() const {
     if (line_bytes & (line_bytes - 1)) throw ParamError("line_bytes", "must be a power of two");
+    for (const auto& [name, cache] : {std::pair<const char*, const CacheParams*>{"l1d", &l1d},
+                                      {"l2", &l2}, {"llc", &llc}}) {
+      const GeometryProblem p = cache_geometry_problem(*cache, line_bytes);
+      if (p.field) throw ParamError(std::string(name) + "." + p.field, p.message);
+    }
   }
 };
 
