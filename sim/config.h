@@ -59,6 +59,15 @@ struct MachineParams {
     v.group("memory", memory, "guest physical memory and the page-table line cache model");
     v.group("tlb_shootdown", tlb_shootdown, "costs of TLB flushes and shootdown IPIs");
   }
+  void validate() const {
+    const bool ia32e = paging_mode == PagingMode::k4Level || paging_mode == PagingMode::k5Level;
+    if (controls.cr4_pcide && !ia32e) {
+      throw ParamError("controls.cr4_pcide", "PCIDs need 4level or 5level paging");
+    }
+    if (memory.size_mib > (1ULL << (cpu.maxphyaddr - 20))) {
+      throw ParamError("memory.size_mib", "guest memory must lie below 2^cpu.maxphyaddr");
+    }
+  }
 };
 
 struct WorkloadParams {

@@ -32,7 +32,8 @@ struct PageTableMemoryParams {
 
   template <class V>
   void visit(V& v) {
-    v.value("size_mib", size_mib, "guest physical memory", Limits{1, 64 * 1024 * 1024}, "MiB");
+    v.value("size_mib", size_mib, "guest physical memory (the first MiB is firmware's)",
+            Limits{2, 64 * 1024 * 1024}, "MiB");
     v.value("line_bytes", line_bytes, "cache line size", Limits{16, 4096}, "bytes");
     v.group("l1d", l1d, "per-PCPU L1 data cache (page-table lines)");
     v.group("l2", l2, "per-PCPU L2 cache");
