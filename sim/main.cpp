@@ -2,6 +2,7 @@
 //   shadowsim run CONFIG [--set PATH=VALUE]... [-o OUTDIR] [--quiet]
 //   shadowsim config --defaults | --doc | --check CONFIG [--set ...]
 //   shadowsim trace info|convert|head ...
+//   shadowsim workload list | generate KIND -o DIR [--seed N] [--scale X] ...
 //   shadowsim demo | version
 #include <cstdlib>
 #include <filesystem>
@@ -19,6 +20,7 @@
 #include "system.h"
 #include "version.h"
 #include "walk_demo.h"
+#include "workloads/generators.h"
 #include "workloads/trace_cli.h"
 
 namespace po = boost::program_options;
@@ -34,6 +36,7 @@ void usage(std::ostream& out) {
          "  run       simulate a JSON config; writes OUTDIR/stats.json and stats.csv\n"
          "  config    print the defaults, the config reference, or a resolved config\n"
          "  trace     inspect and convert traces (info, convert, head)\n"
+         "  workload  generate synthetic workloads (list, generate)\n"
          "  demo      translate a handful of addresses in each paging mode and print the walks\n"
          "  version   print the version and git hash\n\n"
          "Run 'shadowsim <command> --help' for a command's options.\n";
@@ -138,6 +141,9 @@ int dispatch(int argc, char** argv) {
   if (command == "run") return run_command(args);
   if (command == "config") return config_command(args);
   if (command == "trace") return shadowsim::run_trace_command(argc - 1, argv + 1, std::cout, std::cerr);
+  if (command == "workload") {
+    return shadowsim::run_workload_command(argc - 1, argv + 1, std::cout, std::cerr);
+  }
   if (command == "demo") {
     if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
       std::cout << "usage: shadowsim demo\n\nBuilds a small address space in each paging mode "

@@ -210,7 +210,8 @@ std::string System::summary() const {
       "shadowsim: {} VCPU(s), {} paging, {} references in the region of interest, {} cycles\n",
       s.vcpus.size(), to_string(s.config.machine.paging_mode), s.record.roi_references,
       s.makespan_cycles);
-  for (size_t i = 0; i < s.vcpus.size(); ++i) {
+  const size_t shown = std::min<size_t>(s.vcpus.size(), 4);  // the rest: stats.csv
+  for (size_t i = 0; i < shown; ++i) {
     const std::string v = fmt::format("vcpu{}", i);
     const std::string p = fmt::format("pcpu{}", i);
     out += fmt::format(
@@ -225,6 +226,15 @@ std::string System::summary() const {
         p, 100 * value(p + ".dtlb.miss_rate"), 100 * value(p + ".itlb.miss_rate"),
         100 * value(p + ".stlb.miss_rate"), value(p + ".walker.walks"),
         value(p + ".walker.references_per_walk"));
+  }
+  if (shown < s.vcpus.size()) {
+    double faults = 0, walks = 0;
+    for (size_t i = 0; i < s.vcpus.size(); ++i) {
+      faults += value(fmt::format("vcpu{}.page_faults", i));
+      walks += value(fmt::format("pcpu{}.walker.walks", i));
+    }
+    out += fmt::format("  ... {} more VCPUs; all VCPUs: {:.0f} page faults, {:.0f} walks (per-VCPU "
+                       "figures in stats.csv)\n", s.vcpus.size() - shown, faults, walks);
   }
   out += fmt::format("  page-table lines: L1D hit rate {:.1f}%, LLC {:.1f}%, {:.0f} DRAM accesses\n",
                      100 * value("ptmem.pcpu0.l1d.hit_rate"), 100 * value("ptmem.llc.hit_rate"),
