@@ -181,13 +181,13 @@ void GuestKernel::drop_mm(std::shared_ptr<Mm>& mm) {
     return;
   }
   store_->cause = kCauseTeardown;
-  std::vector<uint64_t> frames;
-  for (const auto& [start, vma] : mm->vmas) {
-    editor_.for_each_present_leaf(mm->root, vma.start, vma.end - vma.start,
-                                  [&](uint64_t, uint64_t value) {
-                                    frames.push_back((value & address_mask_) >> kPageShift);
-                                  });
-  }
+  std::vector<uint64_t> frames;  // every present user leaf, once, whatever the VMAs say
+  const uint64_t user_end = (mode_ == PagingMode::k4Level || mode_ == PagingMode::k5Level)
+                                ? 1ULL << (linear_address_bits(mode_) - 1)
+                                : editor_.kernel_base();
+  editor_.for_each_present_leaf(mm->root, 0, user_end, [&](uint64_t, uint64_t value) {
+    frames.push_back((value & address_mask_) >> kPageShift);
+  });
   const uint64_t before = frames_.allocated_count();
   tlb_.flush_mm(mm->id);
   ++flush_requests_;
@@ -264,7 +264,10 @@ uint64_t GuestKernel::new_frame(bool anon) {
 void GuestKernel::put_frame(uint64_t frame) {
   if (frame == zero_frame_) return;
   const auto it = frame_info_.find(frame);
-  if (it == frame_info_.end()) return;
+  if (it == frame_info_.end()) {
+    throw Error(fmt::format("guest kernel: frame {:#x} unmapped more often than mapped (a model "
+                            "bug)", frame));
+  }
   if (--it->second.mapcount == 0) {
     frame_info_.erase(it);
     frames_.free(frame);
@@ -301,15 +304,21 @@ void GuestKernel::map_page(Mm& mm, uint64_t va, uint64_t frame, uint64_t flags) 
   table_pages_allocated_ += frames_.allocated_count() - before;
 }
 
+// tlb_finish_mmu / flush_tlb_mm_range: the flush covers the hull [first, last] of what was
+// changed; INVLPG for each page of it up to the ceiling, a full flush above.
 void GuestKernel::flush_range(Mm& mm, const std::vector<uint64_t>& pages) {
   if (pages.empty()) return;
+  const auto [lo, hi] = std::minmax_element(pages.begin(), pages.end());
+  const uint64_t span = (*hi - *lo) / kPageSize + 1;
   ++flush_requests_;
-  if (pages.size() > params_.flush_ceiling_pages) {
+  if (span > params_.flush_ceiling_pages) {
     ++full_flush_requests_;
     tlb_.flush_mm(mm.id);
-  } else {
-    tlb_.flush_pages(mm.id, pages);
+    return;
   }
+  std::vector<uint64_t> hull;
+  for (uint64_t p = *lo; p <= *hi; p += kPageSize) hull.push_back(p);
+  tlb_.flush_pages(mm.id, hull);
 }
 
 // zap + free_pgtables + tlb_finish_mmu: PTEs cleared, empty tables unlinked, then the flush,
@@ -322,6 +331,9 @@ uint64_t GuestKernel::unmap_range(Mm& mm, uint64_t start, uint64_t end, bool fre
   });
   store_->cause = kCauseUnmap;
   const std::vector<uint64_t> tables = editor_.unmap(mm.root, start, end - start, free_tables);
+  if (pages.empty() && !tables.empty()) {  // freed page tables alone also need the flush
+    pages = {start, end - kPageSize};
+  }
   flush_range(mm, pages);
   editor_.release_tables(tables);
   table_pages_freed_ += tables.size();
@@ -342,7 +354,7 @@ uint64_t GuestKernel::mmap(uint32_t pid, uint64_t addr, uint64_t length, uint8_t
   vma.end = addr + len;
   vma.prot = prot;
   vma.shared = shared;
-  vma.file = file;
+  vma.file = file || shared;  // shared anonymous memory is shmem: file-backed faults
   vma.grows_down = grows_down;
   insert_vma(mm, vma);
   return work;
@@ -391,7 +403,10 @@ uint64_t GuestKernel::mprotect(uint32_t pid, uint64_t addr, uint64_t length, uin
                         (vma.shared ? (value & pte::kDirty) != 0 : exclusive_anon);
       rights.execute_disable = (leaf_flags(vma, false, false) & pte::kExecuteDisable) != 0;
       editor_.protect(mm.root, va, kPageSize, rights);
-      pages.push_back(va);
+      // pte_needs_flush (x86, Linux 6.0+): only a change that takes rights away needs a flush.
+      const bool loses_write = (value & pte::kWritable) && !rights.writable;
+      const bool loses_exec = !(value & pte::kExecuteDisable) && rights.execute_disable;
+      if (loses_write || loses_exec) pages.push_back(va);
       work += params_.costs.per_pte;
     }
   }
@@ -408,9 +423,18 @@ uint64_t GuestKernel::brk(uint32_t pid, uint64_t new_brk) {
   }
   const uint64_t old_end = page_up(mm.brk);
   const uint64_t new_end = page_up(std::max(new_brk, mm.brk_start));
-  mm.brk = std::max(new_brk, mm.brk_start);
   if (new_end > old_end) {
     check_range(old_end, new_end - old_end, "brk");
+    // Linux's brk refuses to grow into an existing mapping (the break stays where it was).
+    const auto next = mm.vmas.lower_bound(old_end);
+    const Vma* before = find_vma(mm, old_end);
+    if (before || (next != mm.vmas.end() && next->first < new_end)) {
+      ++refused_brks_;
+      return params_.costs.syscall;
+    }
+  }
+  mm.brk = std::max(new_brk, mm.brk_start);
+  if (new_end > old_end) {
     Vma heap;
     heap.start = old_end;
     heap.end = new_end;
@@ -509,7 +533,7 @@ FaultOutcome GuestKernel::page_fault(uint32_t pid, uint64_t va, uint32_t error_c
     if (!write || (value & pte::kWritable)) return done(FaultKind::kSpurious);
     // Write-protect fault: do_wp_page.
     const uint64_t frame = (value & address_mask_) >> kPageShift;
-    if (vma->shared) {
+    if (vma->shared && frame != zero_frame_) {
       editor_.set_leaf(mm.root, page, value | pte::kWritable | pte::kDirty | pte::kAccessed);
       return done(FaultKind::kSharedWrite);
     }
@@ -542,7 +566,7 @@ FaultOutcome GuestKernel::page_fault(uint32_t pid, uint64_t va, uint32_t error_c
     const uint64_t frame = new_frame(true);
     work += params_.costs.page_copy;
     map_page(mm, page, frame, leaf_flags(*vma, vma->prot & prot::kWrite, write));
-    vma->has_anon |= write;
+    vma->has_anon = true;
     return done(FaultKind::kAnonymous);
   }
   if (write && !vma->shared) {  // do_cow_fault: a private copy of the file page
@@ -551,6 +575,12 @@ FaultOutcome GuestKernel::page_fault(uint32_t pid, uint64_t va, uint32_t error_c
     map_page(mm, page, frame, leaf_flags(*vma, true, true));
     vma->has_anon = true;
     return done(FaultKind::kFileCow);
+  }
+  if (write) {  // do_shared_fault: one page, writable and dirty, no fault-around
+    const uint64_t frame = allocate_frame();
+    frame_info_[frame] = FrameInfo{1, false};
+    map_page(mm, page, frame, leaf_flags(*vma, true, true));
+    return done(FaultKind::kSharedWrite);
   }
   // do_read_fault -> do_fault_around: up to fault_around_pages PTEs of the same page table,
   // inside the VMA, for pages not mapped yet (the page cache is assumed warm).
@@ -611,6 +641,7 @@ void GuestKernel::register_stats(StatsGroup g) {
   g.counter("execs", &execs_, "processes", "exec");
   g.counter("exits", &exits_, "processes", "exit");
   g.counter("implicit_vmas", &implicit_vmas_, "vmas", "VMAs created for touches outside any VMA");
+  g.counter("refused_brks", &refused_brks_, "calls", "brk growth refused: a mapping was in the way");
 }
 
 }  // namespace shadowsim

@@ -97,6 +97,11 @@ struct GuestKernelParams {
             "seeded random physical frame placement (else lowest free frame first)");
     v.group("costs", costs, "kernel work charged to the VCPU");
   }
+  void validate() const {
+    if (fault_around_pages & (fault_around_pages - 1)) {
+      throw ParamError("fault_around_pages", "must be a power of two (Linux rounds it down)");
+    }
+  }
 };
 
 // TLB invalidation requests, made where Linux makes them. The timed layer applies them to every
@@ -222,6 +227,7 @@ class GuestKernel {
   uint64_t full_flush_requests_ = 0;
   uint64_t forks_ = 0, vforks_ = 0, threads_ = 0, execs_ = 0, exits_ = 0;
   uint64_t implicit_vmas_ = 0;
+  uint64_t refused_brks_ = 0;
 };
 
 }  // namespace shadowsim

@@ -5,6 +5,7 @@
 namespace shadowsim {
 
 bool TlbShootdown::runs(Vcpu& vcpu, uint32_t mm) const {
+  if (&vcpu != initiator_ && !vcpu.running()) return false;  // idle or waiting: no IPI
   return kernel_->alive(vcpu.pid()) && kernel_->mm_of(vcpu.pid()) == mm;
 }
 

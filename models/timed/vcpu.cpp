@@ -134,7 +134,7 @@ uint64_t Vcpu::os_event(const OsEvent& e) {
     case OsEventKind::kSwitch:  // a recorded schedule: not replayed
       break;
   }
-  return kernel_cycles(instructions);
+  return leave_kernel(instructions);  // kernel work and this VCPU's share of the flushes
 }
 
 uint64_t Vcpu::reference(const TraceRecord& r) {
@@ -203,13 +203,19 @@ void Vcpu::create_child(uint32_t stream, StreamOrigin how) {
   } else {
     pid = kernel.fork(w_.pid, &instructions);
   }
+  if (kernel.alive(w_.pid) && kernel.mm_of(pid) != kernel.mm_of(w_.pid)) {
+    // A forked child sees the parent's addresses where the parent saw them.
+    w_.folders->copy(kernel.mm_of(w_.pid), kernel.mm_of(pid));
+  }
   const bool wait_for_child = how == StreamOrigin::kVfork && kernel.alive(w_.pid);
   it->vcpu->start(pid, wait_for_child ? this : nullptr);
   const uint64_t cycles = leave_kernel(instructions);
   cycles_ += cycles;
   unsynced_cycles_ += cycles;
   if (wait_for_child) {
+    waiting_ = true;  // a suspended vfork parent runs no code: no shootdown IPIs reach it
     wait(vfork_done_);
+    waiting_ = false;
     sync_now();
   }
 }
@@ -229,10 +235,6 @@ void Vcpu::run() {
     }
     folder_ = &w_.folders->of(w_.kernel->mm_of(w_.pid));
     replay();
-    for (const Child& c : children_) {  // traces without create events: children start now
-      if (!c.created) create_child(c.stream, c.origin);
-    }
-    release_vfork_parent();  // the stream ended without exec or exit
   } catch (const Error& e) {
     error_ = e.what();
     sc_core::sc_stop();
@@ -283,6 +285,12 @@ void Vcpu::replay() {
       sync_if_quantum_used();
     }
   }
+  if (!w_.control->stopped()) {
+    for (const Child& c : children_) {  // traces without create events: children start now
+      if (!c.created) create_child(c.stream, c.origin);
+    }
+  }
+  release_vfork_parent();  // the stream ended without exec or exit
   quantum_keeper_.inc(sc_core::sc_time::from_value(unsynced_cycles_));
   unsynced_cycles_ = 0;
   quantum_keeper_.sync();

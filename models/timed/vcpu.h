@@ -57,6 +57,9 @@ class Vcpu : public sc_core::sc_module {
 
   void register_stats(StatsGroup g);
   uint64_t finish_cycles() const { return finish_cycles_; }
+  // Runs guest code now: started, not finished, not suspended in a vfork. Only such VCPUs take
+  // shootdown IPIs (Linux skips CPUs not running the mm).
+  bool running() const { return w_.pid != 0 && !finished_ && !waiting_; }
   bool finished() const { return finished_; }
   // An Error raised while replaying stops the simulation; the system rethrows it after sc_start.
   const std::string& error() const { return error_; }
@@ -90,6 +93,7 @@ class Vcpu : public sc_core::sc_module {
   VcpuWiring w_;
   AddressFolder* folder_ = nullptr;  // of the current address space
   bool exited_ = false;
+  bool waiting_ = false;  // a vfork parent suspended until its child execs or exits
 
   struct Child {
     uint32_t stream;

@@ -280,6 +280,56 @@ TEST_F(SystemTest, ThreadsSharingAnMmGetShootdownInterrupts) {
   EXPECT_GT(stat(*s, "vcpu1.interrupt_cycles"), 0);
 }
 
+TEST_F(SystemTest, AnEventsFlushCostLandsOnTheVcpuThatMadeIt) {
+  std::string t = "E mmap 0x7f0000000000 0x8000 rw- private,anonymous\n";
+  for (int i = 0; i < 8; ++i) t += fmt::format("W {:#x} 8\n", 0x7f0000000000ULL + i * 4096);
+  t += "E munmap 0x7f0000000000 0x8000\n";  // eight pages: INVLPG each, no later fault
+  write("t.sstx", t);
+  const std::string config = R"({"workload": {"trace": "t.sstx"}})";
+  const auto cheap = run(config, {"machine.tlb_shootdown.invlpg_cycles=200"});
+  const auto dear = run(config, {"machine.tlb_shootdown.invlpg_cycles=1000200"});
+  EXPECT_EQ(stat(*dear, "vcpu0.cycles") - stat(*cheap, "vcpu0.cycles"), 8 * 1000000.0);
+  EXPECT_EQ(stat(*dear, "vcpu0.translation_cycles"), stat(*cheap, "vcpu0.translation_cycles"));
+}
+
+TEST_F(SystemTest, FlushesCoverTheHullOfTheChangedRange) {
+  // Two pages 1 MiB apart: the hull is 257 pages, above the 33-page ceiling: a full flush.
+  write("t.sstx", "E mmap 0x7f0000000000 0x200000 rw- private,anonymous\n"
+                  "W 0x7f0000000000 8\nW 0x7f0000100000 8\n"
+                  "E munmap 0x7f0000000000 0x200000\n");
+  const auto s = run(R"({"workload": {"trace": "t.sstx"}, "guest": {"implicit_vmas": false}})");
+  EXPECT_EQ(stat(*s, "guest.full_flush_requests"), 1);
+  EXPECT_EQ(stat(*s, "guest.tlb.pages_flushed"), 0);
+}
+
+TEST_F(SystemTest, AForkedChildSeesTheParentsLayoutInThirtyTwoBitGuests) {
+  // The parent touches two 256 MiB regions, the child first touches the second one.
+  write("parent.sstx", "E mmap 0x7f0000000000 0x10000 rw- private,anonymous\n"
+                       "E mmap 0x7f0010000000 0x10000 rw- private,anonymous\n"
+                       "W 0x7f0000000000 8\nW 0x7f0010000000 8\nE create 1 fork\n");
+  write("child.sstx", "R 0x7f0010005000 8\nW 0x7f0000000008 8\nE exit\n");
+  write("w.json", R"({"version": 1, "paging_mode": "4level", "streams": [
+      {"id": 0, "file": "parent.sstx"}, {"id": 1, "file": "child.sstx", "parent": 0,
+       "created": "fork"}]})");
+  for (const char* mode : {"pae", "32bit", "4level"}) {
+    const auto s = run(R"({"workload": {"trace": "w.json"}, "guest": {"implicit_vmas": false}})",
+                       {std::string("machine.paging_mode=") + mode});
+    EXPECT_EQ(stat(*s, "guest.faults.cow_copy"), 1) << mode;
+  }
+}
+
+TEST_F(SystemTest, BrkDoesNotGrowIntoAMappingAndForkedFramesSurviveTheParent) {
+  write("parent.sstx", "E brk 0x0f000000\nE mmap 0x10000000 0x1000 rw- private,anonymous\n"
+                       "W 0x10000000 8\nE brk 0x10010000\nE create 1 fork\nE exit\n");
+  write("child.sstx", "W 0x10000000 8\nE exit\n");
+  write("w.json", R"({"version": 1, "paging_mode": "4level", "streams": [
+      {"id": 0, "file": "parent.sstx"}, {"id": 1, "file": "child.sstx", "parent": 0,
+       "created": "fork"}]})");
+  const auto s = run(R"({"workload": {"trace": "w.json"}, "guest": {"implicit_vmas": false}})");
+  EXPECT_EQ(stat(*s, "guest.refused_brks"), 1);
+  EXPECT_EQ(stat(*s, "guest.table_pages_allocated"), stat(*s, "guest.table_pages_freed"));
+}
+
 TEST_F(SystemTest, CorruptTraceIsReportedWithFileAndLine) {
   write("t.sstx", "R 0x1000 8\nR 0x2000 8\nR zz 8\n");
   try {
