@@ -256,19 +256,6 @@ TEST_P(Kernel, ExitLeavesOnlyTheZeroPage) {
   EXPECT_EQ(kernel->live_table_pages(), 0u);
 }
 
-TEST_P(Kernel, PaePtesAreTwoHalfWritesFromTheFaultPath) {
-  if (GetParam() != PagingMode::kPae) GTEST_SKIP() << "PAE only";
-  const uint32_t p = kernel->create_process();
-  kernel->mmap(p, kHeap, kPageSize, kRw, false, false);
-  const size_t before = store->writes.size();
-  access(p, kHeap, Access::write(true));
-  ASSERT_GE(store->writes.size() - before, 2u);
-  const EntryWrite& high = store->writes[store->writes.size() - 2];
-  const EntryWrite& low = store->writes.back();
-  EXPECT_EQ(high.width, 4);
-  EXPECT_EQ(low.width, 4);
-  EXPECT_EQ(high.entry_pa, low.entry_pa + 4);
-}
 
 // After random operation sequences: every present user leaf lies in a VMA that allows it,
 // mapcounts equal the PTEs that map each frame, and every allocated frame is accounted for.
@@ -365,6 +352,30 @@ TEST_P(Kernel, MremapMovesPagesWithTheirFramesAndResizesInPlace) {
   ASSERT_EQ(kernel->vmas(p).size(), 1u);
   EXPECT_EQ(kernel->vmas(p)[0].end, target + 2 * kPageSize);
 }
+
+}  // namespace
+}  // namespace shadowsim
+
+namespace shadowsim {
+namespace {
+
+class PaeKernel : public Kernel {};
+
+TEST_P(PaeKernel, PtesAreTwoHalfWritesFromTheFaultPath) {
+  const uint32_t p = kernel->create_process();
+  kernel->mmap(p, kHeap, kPageSize, kRw, false, false);
+  const size_t before = store->writes.size();
+  access(p, kHeap, Access::write(true));
+  ASSERT_GE(store->writes.size() - before, 2u);
+  const EntryWrite& high = store->writes[store->writes.size() - 2];
+  const EntryWrite& low = store->writes.back();
+  EXPECT_EQ(high.width, 4);
+  EXPECT_EQ(low.width, 4);
+  EXPECT_EQ(high.entry_pa, low.entry_pa + 4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Pae, PaeKernel, ::testing::Values(PagingMode::kPae),
+                         [](const ::testing::TestParamInfo<PagingMode>&) { return std::string("pae"); });
 
 }  // namespace
 }  // namespace shadowsim
