@@ -44,6 +44,8 @@ struct GuestKernel::Mm {
   uint32_t id = 0;
   uint64_t root = 0;
   std::map<uint64_t, Vma> vmas;  // by start
+  uint64_t table_pages = 0;       // live page-table pages, the top-level table included
+  uint64_t peak_table_pages = 0;
   bool brk_known = false;
   uint64_t brk_start = 0;
   uint64_t brk = 0;
@@ -88,7 +90,8 @@ std::shared_ptr<GuestKernel::Mm> GuestKernel::new_mm() {
   mm->id = next_mm_++;
   const uint64_t before = frames_.allocated_count();
   mm->root = editor_.create_address_space();
-  table_pages_allocated_ += frames_.allocated_count() - before;
+  mm->table_pages = mm->peak_table_pages = frames_.allocated_count() - before;
+  table_pages_allocated_ += mm->table_pages;
   return mm;
 }
 
@@ -194,6 +197,7 @@ void GuestKernel::drop_mm(std::shared_ptr<Mm>& mm) {
   ++full_flush_requests_;
   editor_.destroy_address_space(mm->root);
   table_pages_freed_ += before - frames_.allocated_count();
+  table_pages_per_mm_.sample(mm->peak_table_pages - 1);  // as Linux's VmPTE: without the PGD
   for (uint64_t f : frames) put_frame(f);
   mm.reset();
 }
@@ -301,7 +305,10 @@ void GuestKernel::map_page(Mm& mm, uint64_t va, uint64_t frame, uint64_t flags) 
   f.dirty = flags & pte::kDirty;
   const uint64_t before = frames_.allocated_count();
   editor_.map(mm.root, va, frame << kPageShift, kPageSize, PageSize::k4K, f);
-  table_pages_allocated_ += frames_.allocated_count() - before;
+  const uint64_t added = frames_.allocated_count() - before;
+  table_pages_allocated_ += added;
+  mm.table_pages += added;
+  mm.peak_table_pages = std::max(mm.peak_table_pages, mm.table_pages);
 }
 
 // tlb_finish_mmu / flush_tlb_mm_range: the flush covers the hull [first, last] of what was
@@ -337,6 +344,7 @@ uint64_t GuestKernel::unmap_range(Mm& mm, uint64_t start, uint64_t end, bool fre
   flush_range(mm, pages);
   editor_.release_tables(tables);
   table_pages_freed_ += tables.size();
+  mm.table_pages -= tables.size();
   for (uint64_t f : frames) put_frame(f);
   return pages.size() * params_.costs.per_pte;
 }
@@ -631,6 +639,9 @@ void GuestKernel::register_stats(StatsGroup g) {
   }
   g.counter("table_pages_allocated", &table_pages_allocated_, "pages", "page-table pages allocated");
   g.counter("table_pages_freed", &table_pages_freed_, "pages", "page-table pages freed");
+  g.histogram("table_pages_per_mm", &table_pages_per_mm_, "pages",
+              "peak page-table pages of each address space torn down, top level excluded "
+              "(comparable with Linux's VmPTE)");
   g.counter("cow_breaks", &cow_breaks_, "faults", "copy-on-write breaks (reuse or copy)");
   g.counter("flush_requests", &flush_requests_, "flushes", "TLB flushes the kernel asked for");
   g.counter("full_flush_requests", &full_flush_requests_, "flushes",

@@ -228,6 +228,7 @@ class GuestKernel {
   uint64_t forks_ = 0, vforks_ = 0, threads_ = 0, execs_ = 0, exits_ = 0;
   uint64_t implicit_vmas_ = 0;
   uint64_t refused_brks_ = 0;
+  Histogram table_pages_per_mm_;
 };
 
 }  // namespace shadowsim

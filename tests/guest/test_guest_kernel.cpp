@@ -253,6 +253,11 @@ TEST_P(Kernel, ExitLeavesOnlyTheZeroPage) {
   kernel->exit(a);
   kernel->exit(b);
   EXPECT_EQ(frames->allocated_count(), 1u);  // the zero page
+  StatsRegistry registry;
+  kernel->register_stats(StatsGroup(registry, "guest"));
+  const Histogram& per_mm = *registry.find("guest.table_pages_per_mm")->histogram;
+  EXPECT_EQ(per_mm.count(), 2u);  // a and b (c shared b's mm)
+  EXPECT_GE(per_mm.min(), GetParam() == PagingMode::kPae ? 4u : 1u);
   EXPECT_EQ(kernel->live_table_pages(), 0u);
 }
 
