@@ -140,7 +140,9 @@ int dispatch(int argc, char** argv) {
   }
   if (command == "run") return run_command(args);
   if (command == "config") return config_command(args);
-  if (command == "trace") return shadowsim::run_trace_command(argc - 1, argv + 1, std::cout, std::cerr);
+  if (command == "trace") {
+    return shadowsim::run_trace_command(argc - 1, argv + 1, std::cout, std::cerr);
+  }
   if (command == "workload") {
     return shadowsim::run_workload_command(argc - 1, argv + 1, std::cout, std::cerr);
   }

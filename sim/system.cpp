@@ -151,8 +151,9 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
 
   // Statistics: per VCPU, per PCPU, shared memory, run-wide.
   for (int i = 0; i < streams; ++i) {
-    s.vcpus[static_cast<size_t>(i)]->register_stats(StatsGroup(s.registry, fmt::format("vcpu{}", i)));
-    s.mmus[static_cast<size_t>(i)]->register_stats(StatsGroup(s.registry, fmt::format("pcpu{}", i)));
+    const auto n = static_cast<size_t>(i);
+    s.vcpus[n]->register_stats(StatsGroup(s.registry, fmt::format("vcpu{}", i)));
+    s.mmus[n]->register_stats(StatsGroup(s.registry, fmt::format("pcpu{}", i)));
   }
   s.memory->register_stats(StatsGroup(s.registry, "ptmem"));
   s.kernel->register_stats(StatsGroup(s.registry, "guest"));
@@ -236,7 +237,8 @@ std::string System::summary() const {
     out += fmt::format("  ... {} more VCPUs; all VCPUs: {:.0f} page faults, {:.0f} walks (per-VCPU "
                        "figures in stats.csv)\n", s.vcpus.size() - shown, faults, walks);
   }
-  out += fmt::format("  page-table lines: L1D hit rate {:.1f}%, LLC {:.1f}%, {:.0f} DRAM accesses\n",
+  out += fmt::format(
+      "  page-table lines: L1D hit rate {:.1f}%, LLC {:.1f}%, {:.0f} DRAM accesses\n",
                      100 * value("ptmem.pcpu0.l1d.hit_rate"), 100 * value("ptmem.llc.hit_rate"),
                      value("ptmem.dram_accesses"));
   return out;

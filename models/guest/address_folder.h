@@ -72,7 +72,9 @@ class AddressFolders {
     return *f;
   }
   // fork: the child's address space starts with the parent's layout.
-  void copy(uint32_t from_mm, uint32_t to_mm) { folders_[to_mm] = std::make_unique<AddressFolder>(of(from_mm)); }
+  void copy(uint32_t from_mm, uint32_t to_mm) {
+    folders_[to_mm] = std::make_unique<AddressFolder>(of(from_mm));
+  }
 
  private:
   PagingMode mode_;

@@ -134,17 +134,14 @@ uint32_t GuestKernel::fork(uint32_t parent_pid, uint64_t* instructions) {
   store_->cause = kCauseFork;
   for (const auto& [start, vma] : parent.vmas) {
     if (!vma.has_anon) continue;
-    std::vector<std::pair<uint64_t, uint64_t>> leaves;
-    editor_.for_each_present_leaf(parent.root, vma.start, vma.end - vma.start,
-                                  [&](uint64_t va, uint64_t value) { leaves.push_back({va, value}); });
-    for (auto [va, value] : leaves) {
+    for (auto [va, value] : present_leaves(parent, vma.start, vma.end)) {
       work += params_.costs.per_pte;
       const bool cow = !vma.shared && (value & pte::kWritable);
       if (cow) editor_.clear_leaf_bits(parent.root, va, pte::kWritable);
       uint64_t copy = value & ~pte::kAccessed;
       if (cow) copy &= ~pte::kWritable;
       if (vma.shared) copy &= ~pte::kDirty;
-      const uint64_t frame = (value & address_mask_) >> kPageShift;
+      const uint64_t frame = frame_of(value);
       map_page(*child, va, frame, copy & ~address_mask_);
       if (frame != zero_frame_) ++frame_info_[frame].mapcount;
     }
@@ -189,7 +186,7 @@ void GuestKernel::drop_mm(std::shared_ptr<Mm>& mm) {
                                 ? 1ULL << (linear_address_bits(mode_) - 1)
                                 : editor_.kernel_base();
   editor_.for_each_present_leaf(mm->root, 0, user_end, [&](uint64_t, uint64_t value) {
-    frames.push_back((value & address_mask_) >> kPageShift);
+    frames.push_back(frame_of(value));
   });
   const uint64_t before = frames_.allocated_count();
   tlb_.flush_mm(mm->id);
@@ -278,6 +275,17 @@ void GuestKernel::put_frame(uint64_t frame) {
   }
 }
 
+// The present 4 KiB leaves of [start, end), collected before the caller edits the tables.
+std::vector<std::pair<uint64_t, uint64_t>> GuestKernel::present_leaves(const Mm& mm, uint64_t start,
+                                                                      uint64_t end) {
+  std::vector<std::pair<uint64_t, uint64_t>> leaves;
+  editor_.for_each_present_leaf(mm.root, start, end - start,
+                                [&](uint64_t va, uint64_t value) {
+                                  leaves.push_back({va, value});
+                                });
+  return leaves;
+}
+
 uint32_t GuestKernel::mapcount(uint64_t frame) const {
   const auto it = frame_info_.find(frame);
   return it == frame_info_.end() ? 0 : it->second.mapcount;
@@ -334,7 +342,7 @@ uint64_t GuestKernel::unmap_range(Mm& mm, uint64_t start, uint64_t end, bool fre
   std::vector<uint64_t> pages, frames;
   editor_.for_each_present_leaf(mm.root, start, end - start, [&](uint64_t va, uint64_t value) {
     pages.push_back(va);
-    frames.push_back((value & address_mask_) >> kPageShift);
+    frames.push_back(frame_of(value));
   });
   store_->cause = kCauseUnmap;
   const std::vector<uint64_t> tables = editor_.unmap(mm.root, start, end - start, free_tables);
@@ -394,14 +402,11 @@ uint64_t GuestKernel::mprotect(uint32_t pid, uint64_t addr, uint64_t length, uin
   for (auto it = mm.vmas.lower_bound(addr); it != mm.vmas.end() && it->first < addr + len; ++it) {
     Vma& vma = it->second;
     vma.prot = new_prot;
-    std::vector<std::pair<uint64_t, uint64_t>> leaves;
-    editor_.for_each_present_leaf(mm.root, vma.start, vma.end - vma.start,
-                                  [&](uint64_t va, uint64_t value) { leaves.push_back({va, value}); });
-    for (auto [va, value] : leaves) {
+    for (auto [va, value] : present_leaves(mm, vma.start, vma.end)) {
       // pte_modify drops R/W in a private mapping (vm_page_prot is copy-on-write);
       // can_change_pte_writable gives it back to an exclusive anonymous page, and in a shared
       // mapping to a dirty one.
-      const uint64_t frame = (value & address_mask_) >> kPageShift;
+      const uint64_t frame = frame_of(value);
       const auto info = frame_info_.find(frame);
       const bool exclusive_anon = info != frame_info_.end() && info->second.anon &&
                                   info->second.mapcount == 1;
@@ -478,11 +483,9 @@ uint64_t GuestKernel::mremap(uint32_t pid, uint64_t addr, uint64_t length, uint6
   }
   // Moved: take the PTEs (and their frames) out of the old range, unmap it, map the new range.
   const uint64_t kept = std::min(old_len, new_len);
-  std::vector<std::pair<uint64_t, uint64_t>> leaves;
-  editor_.for_each_present_leaf(mm.root, addr, kept,
-                                [&](uint64_t va, uint64_t value) { leaves.push_back({va, value}); });
+  const auto leaves = present_leaves(mm, addr, addr + kept);
   for (const auto& [va, value] : leaves) {
-    const uint64_t frame = (value & address_mask_) >> kPageShift;
+    const uint64_t frame = frame_of(value);
     if (frame != zero_frame_) ++frame_info_[frame].mapcount;  // held across the unmap below
   }
   uint64_t work = munmap(pid, new_addr, new_len);  // MREMAP_FIXED semantics at the target
@@ -492,7 +495,7 @@ uint64_t GuestKernel::mremap(uint32_t pid, uint64_t addr, uint64_t length, uint6
   insert_vma(mm, moved);
   store_->cause = kCauseFault;
   for (const auto& [va, value] : leaves) {
-    const uint64_t frame = (value & address_mask_) >> kPageShift;
+    const uint64_t frame = frame_of(value);
     map_page(mm, new_addr + (va - addr), frame, value & ~address_mask_);
   }
   return work + leaves.size() * params_.costs.per_pte;
@@ -540,7 +543,7 @@ FaultOutcome GuestKernel::page_fault(uint32_t pid, uint64_t va, uint32_t error_c
     const uint64_t value = leaf->value;
     if (!write || (value & pte::kWritable)) return done(FaultKind::kSpurious);
     // Write-protect fault: do_wp_page.
-    const uint64_t frame = (value & address_mask_) >> kPageShift;
+    const uint64_t frame = frame_of(value);
     if (vma->shared && frame != zero_frame_) {
       editor_.set_leaf(mm.root, page, value | pte::kWritable | pte::kDirty | pte::kAccessed);
       return done(FaultKind::kSharedWrite);
@@ -637,7 +640,8 @@ void GuestKernel::register_stats(StatsGroup g) {
   for (int c = 0; c < kCauses; ++c) {
     writes.counter(kCauseNames[c], &pte_writes_[c], "writes", "page-table entry writes by cause");
   }
-  g.counter("table_pages_allocated", &table_pages_allocated_, "pages", "page-table pages allocated");
+  g.counter("table_pages_allocated", &table_pages_allocated_, "pages",
+            "page-table pages allocated");
   g.counter("table_pages_freed", &table_pages_freed_, "pages", "page-table pages freed");
   g.histogram("table_pages_per_mm", &table_pages_per_mm_, "pages",
               "peak page-table pages of each address space torn down, top level excluded "
@@ -652,7 +656,8 @@ void GuestKernel::register_stats(StatsGroup g) {
   g.counter("execs", &execs_, "processes", "exec");
   g.counter("exits", &exits_, "processes", "exit");
   g.counter("implicit_vmas", &implicit_vmas_, "vmas", "VMAs created for touches outside any VMA");
-  g.counter("refused_brks", &refused_brks_, "calls", "brk growth refused: a mapping was in the way");
+  g.counter("refused_brks", &refused_brks_, "calls",
+            "brk growth refused: a mapping was in the way");
 }
 
 }  // namespace shadowsim

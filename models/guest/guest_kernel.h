@@ -198,6 +198,9 @@ class GuestKernel {
   uint64_t leaf_flags(const Vma& vma, bool writable, bool dirty) const;
   void map_page(Mm& mm, uint64_t va, uint64_t frame, uint64_t flags);
   void check_range(uint64_t addr, uint64_t length, const char* what) const;
+  uint64_t frame_of(uint64_t entry) const { return (entry & address_mask_) >> kPageShift; }
+  std::vector<std::pair<uint64_t, uint64_t>> present_leaves(const Mm& mm, uint64_t start,
+                                                            uint64_t end);
 
   PagingMode mode_;
   PagingControls controls_;

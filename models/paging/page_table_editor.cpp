@@ -222,7 +222,8 @@ void PageTableEditor::map(uint64_t root, uint64_t va, uint64_t pa, uint64_t byte
   check_range(va, bytes, align, "map");
   check_flags(va, bytes, flags);
   const int phys_bits = mode_ != PagingMode::k32Bit ? static_cast<int>(features_.maxphyaddr)
-                        : size == PageSize::k4M ? std::min(40, static_cast<int>(features_.maxphyaddr))
+                        : size == PageSize::k4M
+                            ? std::min(40, static_cast<int>(features_.maxphyaddr))
                                                 : 32;
   if (pa % align || pa + bytes < pa || pa + bytes > (1ULL << phys_bits)) {
     throw Error(fmt::format("map of {:#x} bytes to physical {:#x}: expected a {}-aligned range "

@@ -8,7 +8,8 @@
 //     table left empty is unlinked (pmd_clear & co.) bottom-up and handed back to the caller,
 //     which frees it after its TLB flush (free_pgtables; "flush before free");
 //   - protect: per present leaf, a clear then the new value (ptep_modify_prot_start/commit),
-//     keeping frame, A, D and memory type; a large leaf is first made not-present (pmdp_invalidate).
+//     keeping frame, A, D and memory type; a large leaf is first made not-present
+//     (pmdp_invalidate).
 // PAE: a PTE is two 32-bit stores (set: high half then low; clear: low then high, as
 // pgtable-3level.h does); PMD and PDPT entries are single 64-bit stores. All four page
 // directories are allocated with the PDPT and stay until the address space is destroyed
@@ -154,7 +155,8 @@ class PageTableEditor {
   template <typename Fn>
   void for_each_entry(uint64_t table_pa, int level, uint64_t first, uint64_t last, Fn&& fn);
   template <typename Fn>
-  void for_each_leaf(uint64_t table_pa, int level, uint64_t first, uint64_t last, Fn&& fn);  // fn(slot, va)
+  // fn(slot, va) for each present leaf covering part of [first, last].
+  void for_each_leaf(uint64_t table_pa, int level, uint64_t first, uint64_t last, Fn&& fn);
   void prune(uint64_t table_pa, int level, uint64_t first, uint64_t last,
              std::vector<uint64_t>& detached);
   bool table_empty(uint64_t table_pa);

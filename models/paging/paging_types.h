@@ -62,7 +62,7 @@ constexpr uint32_t kUser = 1u << 2;
 constexpr uint32_t kReserved = 1u << 3;
 constexpr uint32_t kFetch = 1u << 4;
 }  // namespace pfec
-std::string describe_error_code(uint32_t error_code);  // e.g. "P|W|U" or "not-present read, supervisor"
+std::string describe_error_code(uint32_t error_code);  // e.g. "P|W|U", "NP|U|I"
 
 // The control-register bits that change translation, besides the mode itself.
 struct PagingControls {

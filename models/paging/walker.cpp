@@ -109,7 +109,8 @@ WalkResult walk_from(const GuestMemory& memory, const PagingState& state, uint64
       uint64_t updated = ref.value | pte::kAccessed;
       if (i + 1 == r.ref_count && write) updated |= pte::kDirty;
       if (updated != ref.value) {
-        r.updates[r.update_count++] = EntryWrite{ref.entry_pa, ref.value, updated, ref.level, width};
+        r.updates[r.update_count++] =
+            EntryWrite{ref.entry_pa, ref.value, updated, ref.level, width};
       }
     }
     return r;

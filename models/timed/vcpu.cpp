@@ -31,6 +31,12 @@ uint64_t Vcpu::now_cycles() const {
   return quantum_keeper_.get_current_time().value() + unsynced_cycles_;
 }
 
+// Cycles left until the next quantum boundary, from the quantum keeper's current time.
+void Vcpu::reset_sync_budget() {
+  const uint64_t quantum = tlm_utils::tlm_quantumkeeper::get_global_quantum().value();
+  sync_budget_ = quantum - quantum_keeper_.get_current_time().value() % quantum;
+}
+
 // Hands local time to the quantum keeper only at quantum boundaries (see the header).
 void Vcpu::sync_if_quantum_used() {
   if (unsynced_cycles_ < sync_budget_) return;
@@ -40,8 +46,7 @@ void Vcpu::sync_if_quantum_used() {
     quantum_keeper_.sync();
     w_.control->at_sync(sc_core::sc_time_stamp().value());
   }
-  const uint64_t quantum = tlm_utils::tlm_quantumkeeper::get_global_quantum().value();
-  sync_budget_ = quantum - quantum_keeper_.get_current_time().value() % quantum;
+  reset_sync_budget();
 }
 
 // Instructions to cycles at `cpi`, carrying the fraction to the next call (user and kernel work
@@ -163,8 +168,7 @@ void Vcpu::sync_now() {
   quantum_keeper_.inc(sc_core::sc_time::from_value(unsynced_cycles_));
   unsynced_cycles_ = 0;
   quantum_keeper_.sync();
-  const uint64_t quantum = tlm_utils::tlm_quantumkeeper::get_global_quantum().value();
-  sync_budget_ = quantum - sc_core::sc_time_stamp().value() % quantum;
+  reset_sync_budget();
 }
 
 // Every entry into the guest kernel touches state other VCPUs share (the kernel, page tables,
@@ -245,9 +249,8 @@ void Vcpu::run() {
 }
 
 void Vcpu::replay() {
-  const uint64_t quantum = tlm_utils::tlm_quantumkeeper::get_global_quantum().value();
   quantum_keeper_.reset();
-  sync_budget_ = quantum;
+  reset_sync_budget();
   std::vector<TraceRecord> batch(kBatch);
   while (!w_.control->stopped()) {
     const size_t n = w_.trace->read(batch.data(), kBatch);
@@ -291,9 +294,7 @@ void Vcpu::replay() {
     }
   }
   release_vfork_parent();  // the stream ended without exec or exit
-  quantum_keeper_.inc(sc_core::sc_time::from_value(unsynced_cycles_));
-  unsynced_cycles_ = 0;
-  quantum_keeper_.sync();
+  sync_now();
   finish_cycles_ = sc_core::sc_time_stamp().value();
   w_.control->at_sync(finish_cycles_);
   finished_ = true;
@@ -317,7 +318,7 @@ void Vcpu::register_stats(StatsGroup g) {
               "events", "OS events of the trace replayed by this VCPU");
   }
   g.counter("kernel_instructions", &kernel_instructions_, "instructions",
-            "guest kernel work charged to this VCPU (fault handling)");
+            "guest kernel work charged to this VCPU (faults, OS events, process creation)");
   g.counter("cycles", &cycles_, "cycles", "cycles spent by this VCPU");
   g.counter("translation_cycles", &translation_cycles_, "cycles",
             "cycles in TLB lookups, walks and page faults (kernel work included)");

@@ -86,6 +86,7 @@ class Vcpu : public sc_core::sc_module {
   uint64_t os_event(const OsEvent& e);  // applies a recorded OS event; returns its cycles
   uint64_t now_cycles() const;
   void sync_if_quantum_used();
+  void reset_sync_budget();
 
   uint64_t instruction_cycles(uint64_t instructions);
   uint64_t kernel_cycles(uint64_t instructions);  // the same, counted as kernel work
