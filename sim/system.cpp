@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "guest/address_folder.h"
 #include "guest/guest_kernel.h"
+#include "guest/kernel_memory_port.h"
 #include "memory/page_table_memory.h"
 #include "mmu/mmu.h"
 #include "paging/frame_allocator.h"
@@ -76,7 +77,7 @@ struct System::Impl {
   TraceManifest manifest;
   std::unique_ptr<PageTableMemory> memory;
   std::unique_ptr<FrameAllocator> frames;
-  std::unique_ptr<DirectPageTableStore> store;
+  std::unique_ptr<KernelMemoryPort> port;
   std::unique_ptr<TlbShootdown> shootdown;
   std::unique_ptr<GuestKernel> kernel;
   std::unique_ptr<AddressFolders> folders;
@@ -107,11 +108,14 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
       config.guest.random_frames ? FrameAllocator::Placement::kRandom
                                  : FrameAllocator::Placement::kLowestFree,
       config.run.seed);
-  DirectPageTableStore* store = new DirectPageTableStore(s.memory->memory(), /*keep_log=*/false);
-  s.store.reset(store);
+  // Every guest page-table access goes through the kernel memory port: at boot straight to
+  // memory, afterwards as the kernel's stores through the VCPU in the kernel.
+  s.port = std::make_unique<KernelMemoryPort>(s.memory->memory(), m.paging_mode,
+                                              m.controls.efer_nxe);
   s.shootdown = std::make_unique<TlbShootdown>(m.tlb_shootdown);
   s.kernel = std::make_unique<GuestKernel>(m.paging_mode, m.controls, m.cpu, config.guest,
-                                           *s.frames, *store, *s.shootdown);
+                                           *s.frames, *s.port, *s.shootdown);
+  s.port->attach(s.kernel.get());
   s.shootdown->attach(s.kernel.get(), &s.vcpus);
   s.control = std::make_unique<RunControl>(
       RunControl::Limits{config.run.warmup_references, config.run.max_references,
@@ -136,7 +140,7 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
     s.mmus.push_back(std::make_unique<Mmu>(i, mmu_params, *s.memory,
                                            config.run.seed * 1000003 + static_cast<uint64_t>(i)));
     VcpuWiring wiring{open_trace(stream.path), s.mmus.back().get(), s.kernel.get(), pid,
-                      s.folders.get(), s.control.get(), s.shootdown.get(),
+                      s.folders.get(), s.control.get(), s.shootdown.get(), s.port.get(),
                       PagingState(m.paging_mode, m.controls, m.cpu), {}};
     s.vcpus.push_back(std::make_unique<Vcpu>(fmt::format("vcpu{}", i).c_str(), i, m.vcpu.cpi,
                                              std::move(wiring)));
@@ -158,6 +162,7 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
   s.memory->register_stats(StatsGroup(s.registry, "ptmem"));
   s.kernel->register_stats(StatsGroup(s.registry, "guest"));
   s.shootdown->register_stats(StatsGroup(s.registry, "guest.tlb"));
+  s.port->register_stats(StatsGroup(s.registry, "guest.port"));
   StatsGroup sim(s.registry, "sim");
   sim.formula("makespan_cycles", [&s] { return static_cast<double>(s.makespan_cycles); },
               "cycles", "end of the last VCPU minus the start of the region of interest");

@@ -66,10 +66,56 @@ GuestKernel::GuestKernel(PagingMode mode, PagingControls controls, CpuFeatures f
                          PageTableStore& store, TlbShootdownSink& tlb)
     : mode_(mode), controls_(controls), params_(params), frames_(frames),
       store_(std::make_unique<CountingStore>(store, pte_writes_)),
+      layout_(mode, controls, features, params.layout, frames.end_frame() << kPageShift),
       editor_(mode, controls, features, frames, *store_), tlb_(tlb),
       address_mask_(PagingState(mode, PagingControls{}, features).address_mask()) {
+  for (int level = 1; level <= top_level(mode); ++level) {
+    editor_.set_table_frame_placement(level, layout_.table_frame_limit(level == 1 ? 2 : level));
+  }
+  build_kernel_address_space();
+  if (layout_.highpte()) {  // process PTE pages from high memory (the kernel's stay in lowmem)
+    editor_.set_table_frame_placement(1, layout_.table_frame_limit(1),
+                                      layout_.highmem_first_frame());
+  }
   zero_frame_ = allocate_frame();  // the kernel's empty_zero_page, never freed
   store_->zero_frame(zero_frame_);
+}
+
+// The kernel's own page tables (swapper_pg_dir), built at boot and shared by every address
+// space: the direct map of lowmem with large pages (PAGE_KERNEL: present, writable, accessed,
+// dirty, global, no-execute), and on 32-bit kernels the fixmap page tables of the kmap slots.
+void GuestKernel::build_kernel_address_space() {
+  const uint64_t before = frames_.allocated_count();
+  store_->cause = kCauseKernel;
+  kernel_root_ = editor_.create_address_space();
+  PageFlags f;
+  f.writable = f.accessed = f.dirty = true;
+  f.global = controls_.cr4_pge;
+  f.execute_disable = mode_ != PagingMode::k32Bit && controls_.efer_nxe;
+  for (const KernelLayout::Piece& piece : layout_.direct_map_pieces()) {
+    editor_.map(kernel_root_, layout_.direct_map_base() + piece.pa, piece.pa, piece.bytes,
+                piece.size, f);
+  }
+  if (layout_.has_kmap()) {  // the slots' page table exists; the slots start unmapped
+    for (int cpu = 0; cpu < KernelLayout::kMaxKmapCpus; ++cpu) {
+      for (const auto type : {KernelLayout::KmapType::kUser0, KernelLayout::KmapType::kPte0}) {
+        const uint64_t slot = layout_.kmap_slot(cpu, type);
+        editor_.map(kernel_root_, slot, 0, kPageSize, PageSize::k4K, f);
+        editor_.unmap(kernel_root_, slot, kPageSize, /*free_empty_tables=*/false);
+        kmap_ptes_[slot] = editor_.leaf(kernel_root_, slot)->entry_pa;
+      }
+    }
+  }
+  editor_.set_kernel_template(kernel_root_);
+  kernel_table_pages_ = frames_.allocated_count() - before;
+}
+
+uint64_t GuestKernel::kmap_pte_address(uint64_t slot_va) const {
+  const auto it = kmap_ptes_.find(slot_va);
+  if (it == kmap_ptes_.end()) {
+    throw Error(fmt::format("guest kernel: {:#x} is not a kmap slot", slot_va));
+  }
+  return it->second;
 }
 
 GuestKernel::~GuestKernel() = default;
@@ -89,7 +135,10 @@ std::shared_ptr<GuestKernel::Mm> GuestKernel::new_mm() {
   auto mm = std::make_shared<Mm>();
   mm->id = next_mm_++;
   const uint64_t before = frames_.allocated_count();
+  const Cause cause = store_->cause;
+  store_->cause = kCauseKernel;  // pgd_alloc: the kernel part copied into the new directory
   mm->root = editor_.create_address_space();
+  store_->cause = cause;
   mm->table_pages = mm->peak_table_pages = frames_.allocated_count() - before;
   table_pages_allocated_ += mm->table_pages;
   return mm;
@@ -251,8 +300,16 @@ void GuestKernel::check_range(uint64_t addr, uint64_t length, const char* what) 
 // --- frames and entries ---------------------------------------------------------------------
 
 uint64_t GuestKernel::allocate_frame() {
-  // A 32-bit paging PTE holds a 32-bit frame address (no large user pages here).
-  return mode_ == PagingMode::k32Bit ? frames_.allocate_below(1ULL << 20) : frames_.allocate();
+  // User pages are GFP_HIGHUSER: high memory first on 32-bit kernels. A 32-bit paging PTE holds
+  // a 32-bit frame address (no large user pages here).
+  constexpr uint64_t k4GFrames = 1ULL << 20;
+  const uint64_t highmem = layout_.highmem_first_frame();
+  uint64_t frame = highmem ? frames_.allocate_preferring(highmem) : frames_.allocate();
+  if (mode_ == PagingMode::k32Bit && frame >= k4GFrames) {
+    frames_.free(frame);
+    frame = frames_.allocate_below(k4GFrames);
+  }
+  return frame;
 }
 
 uint64_t GuestKernel::new_frame(bool anon) {
@@ -635,13 +692,15 @@ void GuestKernel::register_stats(StatsGroup g) {
                   "guest page faults with this error code");
   }
   static const char* kCauseNames[kCauses] = {"fault", "fork", "cow", "unmap", "protect",
-                                             "teardown"};
+                                             "teardown", "kernel"};
   StatsGroup writes = g.sub("pte_writes");
   for (int c = 0; c < kCauses; ++c) {
     writes.counter(kCauseNames[c], &pte_writes_[c], "writes", "page-table entry writes by cause");
   }
   g.counter("table_pages_allocated", &table_pages_allocated_, "pages",
-            "page-table pages allocated");
+            "page-table pages allocated for processes");
+  g.counter("kernel_table_pages", &kernel_table_pages_, "pages",
+            "the kernel's own page-table pages (direct map, fixmap), shared by every process");
   g.counter("table_pages_freed", &table_pages_freed_, "pages", "page-table pages freed");
   g.histogram("table_pages_per_mm", &table_pages_per_mm_, "pages",
               "peak page-table pages of each address space torn down, top level excluded "

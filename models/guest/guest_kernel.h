@@ -23,6 +23,7 @@
 
 #include "common/params.h"
 #include "common/stats.h"
+#include "guest/kernel_layout.h"
 #include "paging/frame_allocator.h"
 #include "paging/page_table_editor.h"
 #include "paging/paging_state.h"
@@ -81,6 +82,7 @@ struct GuestKernelParams {
   // neighbours); off, it is a segmentation fault (an Error).
   bool implicit_vmas = true;
   bool random_frames = false;  // seeded random physical placement instead of lowest-free
+  KernelLayoutParams layout;
   KernelCosts costs;
 
   template <class V>
@@ -95,6 +97,7 @@ struct GuestKernelParams {
             "a touch outside every VMA creates an anonymous VMA (traces without mm events)");
     v.value("random_frames", random_frames,
             "seeded random physical frame placement (else lowest free frame first)");
+    v.group("layout", layout, "where the kernel maps physical memory and its page tables");
     v.group("costs", costs, "kernel work charged to the VCPU");
   }
   void validate() const {
@@ -170,7 +173,12 @@ class GuestKernel {
   std::vector<Vma> vmas(uint32_t pid) const;
   uint32_t mapcount(uint64_t frame) const;  // PTEs mapping a data frame
   uint64_t zero_page_frame() const { return zero_frame_; }
+  const KernelLayout& layout() const { return layout_; }
+  uint64_t kernel_root() const { return kernel_root_; }  // swapper_pg_dir: the kernel template
+  // The fixmap PTE that maps a kmap slot (32-bit kernels), for the kernel's store path.
+  uint64_t kmap_pte_address(uint64_t slot_va) const;
   uint64_t live_table_pages() const { return table_pages_allocated_ - table_pages_freed_; }
+  uint64_t kernel_table_pages() const { return kernel_table_pages_; }
   void register_stats(StatsGroup g);
 
  private:
@@ -180,7 +188,7 @@ class GuestKernel {
     std::shared_ptr<Mm> mm;
   };
   enum Cause : uint8_t { kCauseFault, kCauseFork, kCauseCow, kCauseUnmap, kCauseProtect,
-                         kCauseTeardown, kCauses };
+                         kCauseTeardown, kCauseKernel, kCauses };
   class CountingStore;
 
   Process& process(uint32_t pid);
@@ -197,6 +205,7 @@ class GuestKernel {
   void put_frame(uint64_t frame);  // one PTE fewer maps it
   uint64_t leaf_flags(const Vma& vma, bool writable, bool dirty) const;
   void map_page(Mm& mm, uint64_t va, uint64_t frame, uint64_t flags);
+  void build_kernel_address_space();
   void check_range(uint64_t addr, uint64_t length, const char* what) const;
   uint64_t frame_of(uint64_t entry) const { return (entry & address_mask_) >> kPageShift; }
   std::vector<std::pair<uint64_t, uint64_t>> present_leaves(const Mm& mm, uint64_t start,
@@ -207,7 +216,10 @@ class GuestKernel {
   GuestKernelParams params_;
   FrameAllocator& frames_;
   std::unique_ptr<CountingStore> store_;
+  KernelLayout layout_;
   PageTableEditor editor_;
+  uint64_t kernel_root_ = 0;
+  std::unordered_map<uint64_t, uint64_t> kmap_ptes_;  // kmap slot address -> its fixmap PTE
   TlbShootdownSink& tlb_;
   std::map<uint32_t, Process> processes_;
   uint32_t next_pid_ = 1;
@@ -223,6 +235,7 @@ class GuestKernel {
   uint64_t faults_[static_cast<int>(FaultKind::kCount)] = {};
   uint64_t error_codes_[32] = {};  // by P|W|U|RSVD|I
   uint64_t pte_writes_[kCauses] = {};
+  uint64_t kernel_table_pages_ = 0;  // the kernel's own tables (direct map, fixmap), shared
   uint64_t table_pages_allocated_ = 0;
   uint64_t table_pages_freed_ = 0;
   uint64_t cow_breaks_ = 0;

@@ -58,6 +58,8 @@ class Mmu {
 
   TlbHierarchy& tlbs() { return tlbs_; }
   const GuestMemory& memory() const { return memory_.memory(); }
+  PageTableMemory& table_memory() { return memory_; }
+  int pcpu() const { return pcpu_; }
   PagingStructureCaches& pscs() { return pscs_; }
   void register_stats(StatsGroup g);
 

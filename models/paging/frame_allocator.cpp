@@ -59,6 +59,18 @@ uint64_t FrameAllocator::allocate_below(uint64_t frame_limit) {
   return first_ + index;
 }
 
+uint64_t FrameAllocator::allocate_preferring(uint64_t preferred_first) {
+  if (preferred_first <= first_ || preferred_first >= first_ + count_) return allocate();
+  if (allocated_ == count_) throw Error("out of guest frames");
+  const uint64_t from = preferred_first - first_;
+  const uint64_t start = placement_ == Placement::kLowestFree ? from
+                                                              : from + rng_.below(count_ - from);
+  const uint64_t index = find_free_from(start);  // wraps to the low frames when none is above
+  mark(index, true);
+  ++allocated_;
+  return first_ + index;
+}
+
 bool FrameAllocator::run_free(uint64_t index, uint64_t count) const {
   for (uint64_t i = index; i < index + count; ++i) {
     if (used_[i / 64] & (1ULL << (i % 64))) return false;

@@ -24,6 +24,9 @@ class FrameAllocator {
   // A frame below `frame_limit` (e.g. 4 GiB for what a 32-bit entry or CR3 must reach), by the
   // same placement rule. Throws Error when none is free there.
   uint64_t allocate_below(uint64_t frame_limit);
+  // A frame at or above `preferred_first` if one is free there (Linux's highmem zone first for
+  // __GFP_HIGHMEM allocations), else any frame.
+  uint64_t allocate_preferring(uint64_t preferred_first);
   // `count` free frames in a row, the first a multiple of `align` (frames): backing for a large
   // page. Same placement rule as allocate(). Throws Error when no such run is free.
   uint64_t allocate_contiguous(uint64_t count, uint64_t align);
@@ -31,6 +34,7 @@ class FrameAllocator {
   bool is_allocated(uint64_t frame) const;
   uint64_t allocated_count() const { return allocated_; }
   uint64_t capacity() const { return count_; }
+  uint64_t end_frame() const { return first_ + count_; }  // one past the last managed frame
 
  private:
   uint64_t find_free_from(uint64_t index) const;  // first free index at or after, wrapping

@@ -52,12 +52,31 @@ void PageTableEditor::set_kernel_base(uint64_t kernel_base) {
   kernel_base_ = kernel_base;
 }
 
-uint64_t PageTableEditor::new_table(bool below_4g) {
+void PageTableEditor::set_table_frame_placement(int level, uint64_t frame_limit,
+                                                uint64_t preferred_first) {
+  if (level < 1 || level > top_level(mode_)) {
+    throw Error(fmt::format("table frame limit for level {}: {} paging has levels 1..{}", level,
+                            to_string(mode_), top_level(mode_)));
+  }
+  table_frame_limit_[level] = frame_limit;
+  table_frame_preferred_[level] = preferred_first;
+}
+
+void PageTableEditor::set_kernel_template(uint64_t root) { kernel_template_ = root; }
+
+uint64_t PageTableEditor::new_table(int level) {
   // 32-bit entries reach only the first 4 GiB; so does a PAE CR3 (the PDPT).
   constexpr uint64_t k4GFrames = 1ULL << 20;
-  const uint64_t frame = (below_4g || mode_ == PagingMode::k32Bit)
-                             ? frames_.allocate_below(k4GFrames)
-                             : frames_.allocate();
+  const bool below_4g = mode_ == PagingMode::k32Bit || (mode_ == PagingMode::kPae && level == 3);
+  const uint64_t limit =
+      std::min<uint64_t>(table_frame_limit_[level], below_4g ? k4GFrames : ~0ULL);
+  uint64_t frame = table_frame_preferred_[level]
+                       ? frames_.allocate_preferring(table_frame_preferred_[level])
+                       : limit == ~0ULL ? frames_.allocate() : frames_.allocate_below(limit);
+  if (frame >= limit) {  // the preferred frames lie above the limit: take one below it
+    frames_.free(frame);
+    frame = frames_.allocate_below(limit);
+  }
   if (((frame << kPageShift) & ~address_mask_) != 0 ||
       (mode_ == PagingMode::k32Bit && (frame >> 20) != 0)) {
     frames_.free(frame);
@@ -177,17 +196,40 @@ void PageTableEditor::check_no_straddle(uint64_t root, uint64_t va, uint64_t byt
 }
 
 uint64_t PageTableEditor::create_address_space() {
-  const uint64_t root = new_table(/*below_4g=*/mode_ == PagingMode::kPae);
+  const int top = top_level(mode_);
+  const uint64_t root = new_table(top);
   if (mode_ == PagingMode::kPae) {
-    for (int i = 0; i < 4; ++i) {  // pgd_prepopulate_pmd: PDPTEs hold only P and the address
-      const uint64_t pd = new_table();
-      store(3, root + 8 * i, 0, pd | pte::kPresent);
+    for (uint64_t i = 0; i < 4; ++i) {  // pgd_prepopulate_pmd: PDPTEs hold only P and the address
+      const bool shared = kernel_template_ && (i << 30) >= kernel_base_;
+      const uint64_t pdpte = shared ? store_.read_entry(kernel_template_ + 8 * i, 8)
+                                    : new_table(2) | pte::kPresent;
+      store(3, root + 8 * i, 0, pdpte);
+    }
+  } else if (kernel_template_) {  // clone_pgd_range: the kernel's top-level entries
+    const uint64_t first = level_index(mode_, top, kernel_base_);
+    for (uint64_t i = first; i < static_cast<uint64_t>(entries_per_table_); ++i) {
+      const uint64_t entry = store_.read_entry(kernel_template_ + i * width_, width_);
+      if (entry) store(top, root + i * width_, 0, entry);
     }
   }
   return root;
 }
 
 void PageTableEditor::destroy_address_space(uint64_t root) {
+  if (kernel_template_) {  // the user part only: the kernel's tables are shared
+    const uint64_t user_end = is_ia32e(mode_) ? lower_half_last(mode_) + 1 : kernel_base_;
+    std::vector<uint64_t> detached = unmap(root, 0, user_end, true);
+    if (mode_ == PagingMode::kPae) {
+      for (uint64_t i = 0; (i << 30) < kernel_base_; ++i) {
+        const uint64_t pdpte = store_.read_entry(root + 8 * i, 8);
+        store(3, root + 8 * i, pdpte, 0);
+        detached.push_back((pdpte & address_mask_) >> kPageShift);
+      }
+    }
+    detached.push_back(root >> kPageShift);
+    release_tables(detached);
+    return;
+  }
   std::vector<uint64_t> detached = unmap(root, 0, lower_half_last(mode_) + 1, true);
   if (is_ia32e(mode_)) {
     const uint64_t first = ~lower_half_last(mode_);
@@ -250,7 +292,7 @@ void PageTableEditor::map(uint64_t root, uint64_t va, uint64_t pa, uint64_t byte
       if (entry & pte::kPresent) {
         table = entry & address_mask_;
       } else {
-        table = new_table();
+        table = new_table(level - 1);
         store(level, entry_pa, entry, table_entry(table, page_va));
       }
     }

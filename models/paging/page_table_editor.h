@@ -83,10 +83,22 @@ class PageTableEditor {
   void set_kernel_base(uint64_t kernel_base);
 
   // Allocates and zeroes a top-level table (PAE: the PDPT and its four page directories) and
-  // returns its physical address, which is also the CR3 value to load (PCID 0).
+  // returns its physical address, which is also the CR3 value to load (PCID 0). With a kernel
+  // template, the kernel part is shared instead (below).
   uint64_t create_address_space();
-  // Unmaps everything, frees every table page including the top one.
+  // Unmaps everything, frees every table page including the top one; with a kernel template,
+  // only the user part: the kernel's tables are shared.
   void destroy_address_space(uint64_t root);
+
+  // The kernel's own address space (Linux's swapper_pg_dir), built before any process. From
+  // then on every new address space shares its kernel part, as pgd_alloc does: the present
+  // top-level entries above the kernel base are copied (clone_pgd_range), and on PAE the page
+  // directories of the kernel quarters are the template's own (SHARED_KERNEL_PMD).
+  void set_kernel_template(uint64_t root);
+  // Table frames of `level` come from below `frame_limit` (e.g. lowmem: a 32-bit kernel reaches
+  // its tables through its direct map), from `preferred_first` up when frames are free there
+  // (HIGHPTE: high memory first). Default: anything the mode's entries can address.
+  void set_table_frame_placement(int level, uint64_t frame_limit, uint64_t preferred_first = 0);
 
   // Maps [va, va+bytes) to [pa, pa+bytes) with pages of `size`. All three must be aligned to the
   // page size. Throws Error, before writing anything, on a page size this mode lacks, a range
@@ -139,7 +151,7 @@ class PageTableEditor {
     int level;
   };
 
-  uint64_t new_table(bool below_4g = false);
+  uint64_t new_table(int level);
   uint64_t table_entry(uint64_t table_pa, uint64_t va) const;
   uint64_t leaf_entry(uint64_t pa, PageSize size, const PageFlags& flags) const;
   void store(int level, uint64_t entry_pa, uint64_t old_value, uint64_t new_value);
@@ -170,6 +182,9 @@ class PageTableEditor {
   int entries_per_table_;
   uint64_t address_mask_;
   uint64_t kernel_base_;
+  uint64_t kernel_template_ = 0;  // 0: none
+  uint64_t table_frame_limit_[6] = {~0ULL, ~0ULL, ~0ULL, ~0ULL, ~0ULL, ~0ULL};
+  uint64_t table_frame_preferred_[6] = {};
 };
 
 }  // namespace shadowsim

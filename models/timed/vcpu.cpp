@@ -73,7 +73,6 @@ uint64_t Vcpu::handle_fault(uint64_t va, const Access& access, const MmuResult& 
   enter_kernel();
   const FaultOutcome handled = w_.kernel->page_fault(w_.pid, va, first.error_code);
   const uint64_t kernel = leave_kernel(handled.instructions);
-  unsynced_cycles_ += kernel;
   const MmuResult again = w_.mmu->translate(va, access, w_.paging, w_.tlb_context);
   if (again.outcome != WalkOutcome::kOk) {
     throw Error(fmt::format("vcpu{}: {} of {:#x} still faults ({}) after the guest kernel "
@@ -176,11 +175,54 @@ void Vcpu::sync_now() {
 void Vcpu::enter_kernel() {
   sync_now();
   w_.shootdown->enter(this);
+  w_.port->enter(this);
 }
 
 uint64_t Vcpu::leave_kernel(uint64_t instructions) {
-  return kernel_cycles(instructions) + w_.shootdown->take_initiator_cycles();
+  w_.port->leave();  // kunmap_atomic of the slots still mapped
+  w_.port->enter(nullptr);
+  const uint64_t charged = kernel_cycles(instructions) + w_.shootdown->take_initiator_cycles();
+  unsynced_cycles_ += charged;
+  const uint64_t accesses = kernel_access_cycles_;  // already in local time
+  kernel_access_cycles_ = 0;
+  return charged + accesses;
 }
+
+// A supervisor access of the kernel through this VCPU's MMU. The kernel's own mappings are
+// always present, so a fault here is a model bug (in native mode; a hypervisor will take these
+// traps in shadow mode).
+uint64_t Vcpu::kernel_translate(uint64_t va, uint64_t expected_pa, const Access& access) {
+  const MmuResult r = w_.mmu->translate(va, access, w_.paging, w_.tlb_context);
+  if (r.outcome != WalkOutcome::kOk || r.pa != expected_pa) {
+    throw Error(fmt::format("vcpu{}: the guest kernel's {} of {:#x} (physical {:#x}) {}: a model "
+                            "bug", id_, to_string(access.kind), va, expected_pa,
+                            r.outcome == WalkOutcome::kOk
+                                ? fmt::format("reached physical {:#x}", r.pa)
+                                : "faulted (" + describe_error_code(r.error_code) + ")"));
+  }
+  return r.cycles;
+}
+
+uint64_t Vcpu::kernel_load(uint64_t va, uint64_t expected_pa, int width) {
+  const uint64_t cycles = kernel_translate(va, expected_pa, Access::read(false)) +
+                          w_.mmu->table_memory().read(w_.mmu->pcpu(), expected_pa);
+  unsynced_cycles_ += cycles;
+  kernel_access_cycles_ += cycles;
+  kernel_access_cycles_total_ += cycles;
+  return w_.mmu->table_memory().memory().read(expected_pa, width);
+}
+
+bool Vcpu::kernel_store(uint64_t va, uint64_t expected_pa, int width, uint64_t value) {
+  const uint64_t cycles = kernel_translate(va, expected_pa, Access::write(false)) +
+                          w_.mmu->table_memory().write(w_.mmu->pcpu(), expected_pa);
+  unsynced_cycles_ += cycles;
+  kernel_access_cycles_ += cycles;
+  kernel_access_cycles_total_ += cycles;
+  w_.mmu->table_memory().memory().write(expected_pa, value, width);
+  return false;
+}
+
+void Vcpu::kernel_invlpg(uint64_t va) { w_.mmu->invlpg(va, w_.tlb_context); }
 
 // The parent side of fork, vfork and clone: at this VCPU's time (it syncs first: the child and
 // the kernel's state are shared), the kernel creates the process and the child's VCPU starts.
@@ -213,9 +255,7 @@ void Vcpu::create_child(uint32_t stream, StreamOrigin how) {
   }
   const bool wait_for_child = how == StreamOrigin::kVfork && kernel.alive(w_.pid);
   it->vcpu->start(pid, wait_for_child ? this : nullptr);
-  const uint64_t cycles = leave_kernel(instructions);
-  cycles_ += cycles;
-  unsynced_cycles_ += cycles;
+  cycles_ += leave_kernel(instructions);
   if (wait_for_child) {
     waiting_ = true;  // a suspended vfork parent runs no code: no shootdown IPIs reach it
     wait(vfork_done_);
@@ -272,9 +312,7 @@ void Vcpu::replay() {
       cycles_ += compute;
       unsynced_cycles_ += compute;
       if (r.kind == RefKind::kEvent) {  // an OS event: kernel work, not a memory reference
-        const uint64_t kernel = os_event(w_.trace->events()[r.va]);
-        cycles_ += kernel;
-        unsynced_cycles_ += kernel;
+        cycles_ += os_event(w_.trace->events()[r.va]);  // already in local time
         sync_if_quantum_used();
         continue;
       }
@@ -319,6 +357,8 @@ void Vcpu::register_stats(StatsGroup g) {
   }
   g.counter("kernel_instructions", &kernel_instructions_, "instructions",
             "guest kernel work charged to this VCPU (faults, OS events, process creation)");
+  g.counter("kernel_access_cycles", &kernel_access_cycles_total_, "cycles",
+            "the guest kernel's own page-table loads and stores (translation and memory)");
   g.counter("cycles", &cycles_, "cycles", "cycles spent by this VCPU");
   g.counter("translation_cycles", &translation_cycles_, "cycles",
             "cycles in TLB lookups, walks and page faults (kernel work included)");

@@ -21,6 +21,7 @@
 #include "common/stats.h"
 #include "guest/address_folder.h"
 #include "guest/guest_kernel.h"
+#include "guest/kernel_memory_port.h"
 #include "mmu/mmu.h"
 #include "paging/paging_state.h"
 #include "timed/run_control.h"
@@ -37,11 +38,12 @@ struct VcpuWiring {
   AddressFolders* folders = nullptr;   // places trace addresses; one folder per address space
   RunControl* control = nullptr;
   TlbShootdown* shootdown = nullptr;   // carries out the kernel's TLB flushes on every VCPU
+  KernelMemoryPort* port = nullptr;    // the kernel's page-table accesses come back here
   PagingState paging;                  // mode, controls, CR3 of the VCPU's address space
   TlbContext tlb_context;
 };
 
-class Vcpu : public sc_core::sc_module {
+class Vcpu : public sc_core::sc_module, public KernelCpu {
  public:
   SC_HAS_PROCESS(Vcpu);
   Vcpu(sc_core::sc_module_name name, int id, double cpi, VcpuWiring wiring);
@@ -53,6 +55,14 @@ class Vcpu : public sc_core::sc_module {
   // before its next record.
   void interrupt(uint64_t cycles) { interrupt_cycles_ += cycles; }
   const TlbContext& tlb_context() const { return w_.tlb_context; }
+
+  // KernelCpu: the guest kernel's own loads and stores (page-table entries through the direct
+  // map or a kmap slot), translated by this VCPU's MMU as supervisor accesses and costed by the
+  // page-table memory; their cycles go to local time at once.
+  int cpu_index() const override { return id_; }
+  uint64_t kernel_load(uint64_t va, uint64_t expected_pa, int width) override;
+  bool kernel_store(uint64_t va, uint64_t expected_pa, int width, uint64_t value) override;
+  void kernel_invlpg(uint64_t va) override;
   Mmu& mmu() { return *w_.mmu; }
 
   void register_stats(StatsGroup g);
@@ -72,7 +82,10 @@ class Vcpu : public sc_core::sc_module {
   void start(uint32_t pid, Vcpu* vfork_parent);  // called by the parent, at the parent's time
   void sync_now();                               // global time = this VCPU's time
   void enter_kernel();                           // sync, then name this VCPU the initiator
-  uint64_t leave_kernel(uint64_t instructions);  // kernel work + flush costs, in cycles
+  // Adds the kernel work and flush costs to local time; returns every cycle of this kernel
+  // entry (those and the kernel's own memory accesses), for accounting.
+  uint64_t leave_kernel(uint64_t instructions);
+  uint64_t kernel_translate(uint64_t va, uint64_t expected_pa, const Access& access);
   void create_child(uint32_t stream, StreamOrigin how);
   void release_vfork_parent();
   uint64_t reference(const TraceRecord& r);  // cycles of all translations of one record
@@ -125,6 +138,8 @@ class Vcpu : public sc_core::sc_module {
   uint64_t page_faults_ = 0;
   uint64_t os_events_[kOsEventKinds] = {};
   uint64_t kernel_instructions_ = 0;
+  uint64_t kernel_access_cycles_ = 0;  // this kernel entry's own memory accesses, so far
+  uint64_t kernel_access_cycles_total_ = 0;
   uint64_t cycles_ = 0;
   uint64_t translation_cycles_ = 0;
 };
