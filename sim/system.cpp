@@ -15,6 +15,7 @@
 #include "mmu/mmu.h"
 #include "paging/frame_allocator.h"
 #include "timed/run_control.h"
+#include "timed/systemc_context.h"
 #include "timed/vcpu.h"
 #include "version.h"
 #include "workloads/trace_manifest.h"
@@ -23,53 +24,12 @@
 namespace shadowsim {
 namespace {
 
-// SystemC 2.3 allows one elaboration per simulation context. A process that runs several systems
-// (the Python module, a test binary run without ctest) gives each a fresh context of its own,
-// deleted with the system; the process's first context is never deleted because SystemC's global
-// objects point into it. This uses two SystemC 2.3 internals (sc_curr_simcontext,
-// sc_default_global_context), exported by the Debian library (docs/setup.md).
-sc_core::sc_simcontext* first_context() {
-  static sc_core::sc_simcontext* const first = sc_core::sc_get_curr_simcontext();
-  return first;
-}
-
-void make_current(sc_core::sc_simcontext* context) {
-  sc_core::sc_curr_simcontext = context;
-  sc_core::sc_default_global_context = context;
-}
-
-sc_core::sc_simcontext* prepare_systemc_context() {
-  // The first context is used by the first System only: one that failed half-way through its
-  // elaboration leaves it unusable (time resolution already set), so later ones get new ones.
-  static bool first_taken = false;
-  sc_core::sc_simcontext* const first = first_context();
-  if (first_taken || sc_core::sc_get_curr_simcontext() != first) {
-    make_current(new sc_core::sc_simcontext());
-  }
-  first_taken = true;
-  sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO,
-                                          sc_core::SC_DO_NOTHING);
-  sc_core::sc_set_time_resolution(1, sc_core::SC_NS);  // one time unit = one cycle
-  return sc_core::sc_get_curr_simcontext();
-}
-
-void release_systemc_context(sc_core::sc_simcontext* context) {
-  if (context == first_context()) return;
-  if (context == sc_core::sc_get_curr_simcontext()) make_current(new sc_core::sc_simcontext());
-  delete context;
-}
-
 constexpr uint64_t kReservedLowFrames = 256;  // the first 1 MiB: firmware, never handed out
 
 }  // namespace
 
 struct System::Impl {
-  ~Impl() {
-    vcpus.clear();  // modules go before the context they live in
-    mmus.clear();
-    release_systemc_context(context);
-  }
-  sc_core::sc_simcontext* context = nullptr;
+  ScContext context;  // declared first: the modules go before the context they live in
   SimConfig config;
   std::string config_path;
   StatsRegistry registry;
@@ -92,7 +52,6 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
   Impl& s = *impl_;
   s.config = config;
   s.config_path = std::move(config_path);
-  s.context = prepare_systemc_context();
   const MachineParams& m = config.machine;
 
   s.manifest = load_workload(config.workload.trace);
