@@ -38,6 +38,7 @@ struct VcpuParams {
 
 struct MachineParams {
   PagingMode paging_mode = PagingMode::k4Level;
+  uint32_t vcpus = 0;  // 0: one per trace stream
   PagingControls controls;
   CpuFeatures cpu;
   VcpuParams vcpu;
@@ -51,6 +52,9 @@ struct MachineParams {
     v.choice("paging_mode", paging_mode, "paging mode simulated (wins over the trace's)",
              {{"32bit", PagingMode::k32Bit}, {"pae", PagingMode::kPae},
               {"4level", PagingMode::k4Level}, {"5level", PagingMode::k5Level}});
+    v.value("vcpus", vcpus,
+            "guest VCPUs (0: one per trace stream, each stream pinned to its own; fewer: the "
+            "guest scheduler time-slices the streams)", Limits{0, 1024}, "VCPUs");
     v.group("controls", controls, "control-register bits that change translation");
     v.group("cpu", cpu, "CPU features that decide entry formats");
     v.group("vcpu", vcpu, "VCPU timing");
@@ -82,6 +86,7 @@ struct WorkloadParams {
 struct RunParams {
   uint64_t seed = 1;
   uint64_t quantum_cycles = 10000;
+  bool audit_tlb = false;  // check every translation against the guest's current tables
   uint64_t warmup_references = 0;    // statistics reset after this many references (all VCPUs)
   uint64_t max_references = 0;       // stop after this many references; 0: whole trace
   uint64_t interval_references = 0;  // snapshot statistics every N references; 0: off
@@ -93,6 +98,9 @@ struct RunParams {
     v.value("seed", seed, "seed of every random choice in the run");
     v.value("quantum_cycles", quantum_cycles, "temporal-decoupling quantum of each VCPU",
             Limits{1, 1e12}, "cycles");
+    v.value("audit_tlb", audit_tlb,
+            "check every successful translation against a walk of the guest's current tables: "
+            "a stale TLB entry (a flush the model missed) stops the run with an error (slow)");
     v.value("warmup_references", warmup_references,
             "memory references (all VCPUs) before statistics are reset", Limits{0, 1e18},
             "references");

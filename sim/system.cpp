@@ -42,6 +42,8 @@ struct System::Impl {
   std::unique_ptr<GuestKernel> kernel;
   std::unique_ptr<AddressFolders> folders;
   std::unique_ptr<RunControl> control;
+  std::unique_ptr<GuestScheduler> scheduler;
+  std::vector<std::unique_ptr<GuestTask>> tasks;
   std::vector<std::unique_ptr<Mmu>> mmus;
   std::vector<std::unique_ptr<Vcpu>> vcpus;
   uint64_t makespan_cycles = 0;
@@ -56,7 +58,8 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
 
   s.manifest = load_workload(config.workload.trace);
   const int streams = static_cast<int>(s.manifest.streams.size());
-  s.memory = std::make_unique<PageTableMemory>(m.memory, streams);
+  s.memory = std::make_unique<PageTableMemory>(m.memory, m.vcpus ? static_cast<int>(m.vcpus)
+                                                                  : streams);
   const uint64_t frames = s.memory->memory().frame_count();
   if (frames <= kReservedLowFrames) {
     throw Error(fmt::format("machine.memory.size_mib: {} MiB leaves no frame above the first "
@@ -88,32 +91,52 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
   tlm::tlm_global_quantum::instance().set(
       sc_core::sc_time::from_value(config.run.quantum_cycles));
 
-  // One guest process per stream. A stream without a parent starts at time 0; a child stream's
-  // VCPU starts when its parent creates it (models/timed/vcpu.h).
+  // One guest task per stream: a stream without a parent is a process from time 0; a child
+  // stream's task is created when its parent creates it (models/timed/vcpu.h). The guest
+  // scheduler places the tasks on the VCPUs (one each, pinned, unless machine.vcpus says fewer).
   s.folders = std::make_unique<AddressFolders>(m.paging_mode);
-  std::map<uint32_t, Vcpu*> vcpu_of_stream;
-  const MmuParams mmu_params{m.tlb, m.psc};
+  const int vcpus = m.vcpus ? static_cast<int>(m.vcpus) : streams;
+  const bool pinned = vcpus == streams;
+  if (m.paging_mode != PagingMode::k4Level && m.paging_mode != PagingMode::k5Level &&
+      vcpus > KernelLayout::kMaxKmapCpus) {
+    throw Error(fmt::format("machine.vcpus: {} VCPUs; a 32-bit guest kernel has kmap slots for "
+                            "at most {} CPUs", vcpus, KernelLayout::kMaxKmapCpus));
+  }
+  s.scheduler = std::make_unique<GuestScheduler>(config.guest.scheduler, pinned);
+  std::map<uint32_t, GuestTask*> task_of_stream;
   for (int i = 0; i < streams; ++i) {
     const TraceStream& stream = s.manifest.streams[static_cast<size_t>(i)];
-    const uint32_t pid = stream.parent ? 0 : s.kernel->create_process();
-    s.mmus.push_back(std::make_unique<Mmu>(i, mmu_params, *s.memory,
-                                           config.run.seed * 1000003 + static_cast<uint64_t>(i)));
-    VcpuWiring wiring{open_trace(stream.path), s.mmus.back().get(), s.kernel.get(), pid,
-                      s.folders.get(), s.control.get(), s.shootdown.get(), s.port.get(),
-                      PagingState(m.paging_mode, m.controls, m.cpu), {}};
-    s.vcpus.push_back(std::make_unique<Vcpu>(fmt::format("vcpu{}", i).c_str(), i, m.vcpu.cpi,
-                                             std::move(wiring)));
-    vcpu_of_stream[stream.id] = s.vcpus.back().get();
+    auto task = std::make_unique<GuestTask>();
+    task->index = i;
+    task->trace = open_trace(stream.path);
+    task->pinned_vcpu = pinned ? i : -1;
+    s.scheduler->add(task.get());
+    task_of_stream[stream.id] = task.get();
+    s.tasks.push_back(std::move(task));
   }
   for (const TraceStream& stream : s.manifest.streams) {
+    GuestTask* task = task_of_stream.at(stream.id);
     if (stream.parent) {
-      vcpu_of_stream.at(*stream.parent)->add_child(stream.id, stream.created,
-                                                   vcpu_of_stream.at(stream.id));
+      task_of_stream.at(*stream.parent)->children.push_back({stream.id, stream.created, task});
+    } else {
+      task->pid = s.kernel->create_process();
+      s.scheduler->wake(task);
     }
+  }
+  const MmuParams mmu_params{m.tlb, m.psc};
+  for (int i = 0; i < vcpus; ++i) {
+    s.mmus.push_back(std::make_unique<Mmu>(i, mmu_params, *s.memory,
+                                           config.run.seed * 1000003 + static_cast<uint64_t>(i)));
+    VcpuWiring wiring{s.mmus.back().get(), s.kernel.get(), s.scheduler.get(), s.folders.get(),
+                      s.control.get(), s.shootdown.get(), s.port.get(),
+                      PagingState(m.paging_mode, m.controls, m.cpu), {},
+                      config.run.audit_tlb};
+    s.vcpus.push_back(std::make_unique<Vcpu>(fmt::format("vcpu{}", i).c_str(), i, m.vcpu.cpi,
+                                             std::move(wiring)));
   }
 
   // Statistics: per VCPU, per PCPU, shared memory, run-wide.
-  for (int i = 0; i < streams; ++i) {
+  for (int i = 0; i < vcpus; ++i) {
     const auto n = static_cast<size_t>(i);
     s.vcpus[n]->register_stats(StatsGroup(s.registry, fmt::format("vcpu{}", i)));
     s.mmus[n]->register_stats(StatsGroup(s.registry, fmt::format("pcpu{}", i)));
@@ -122,6 +145,7 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
   s.kernel->register_stats(StatsGroup(s.registry, "guest"));
   s.shootdown->register_stats(StatsGroup(s.registry, "guest.tlb"));
   s.port->register_stats(StatsGroup(s.registry, "guest.port"));
+  s.scheduler->register_stats(StatsGroup(s.registry, "guest.scheduler"));
   StatsGroup sim(s.registry, "sim");
   sim.formula("makespan_cycles", [&s] { return static_cast<double>(s.makespan_cycles); },
               "cycles", "end of the last VCPU minus the start of the region of interest");

@@ -73,6 +73,24 @@ struct KernelCosts {
   }
 };
 
+// Time-slice and context-switch parameters. Assumptions: CFS's minimum granularity is 0.75-3 ms
+// depending on the CPU count (sched_min_granularity_ns); 1 ms at 3 GHz. A context switch costs
+// ~1-2 us (lmbench lat_ctx on recent x86), ~3000 instructions here beside its TLB effects.
+struct SchedulerParams {
+  uint64_t slice_cycles = 3000000;
+  uint32_t context_switch_instructions = 3000;
+
+  template <class V>
+  void visit(V& v) {
+    v.value("slice_cycles", slice_cycles,
+            "a task runs this long before yielding to a waiting one (fewer VCPUs than streams)",
+            Limits{1000, 1e15}, "cycles");
+    v.value("context_switch_instructions", context_switch_instructions,
+            "kernel work of one context switch (schedule, switch_mm, switch_to)", Limits{0, 1e9},
+            "instructions");
+  }
+};
+
 struct GuestKernelParams {
   bool zero_page = true;              // anonymous reads map the shared zero page
   uint32_t fault_around_pages = 16;   // fault_around_bytes = 64 KiB
@@ -83,6 +101,7 @@ struct GuestKernelParams {
   bool implicit_vmas = true;
   bool random_frames = false;  // seeded random physical placement instead of lowest-free
   KernelLayoutParams layout;
+  SchedulerParams scheduler;  // used by the timed layer's guest scheduler
   KernelCosts costs;
 
   template <class V>
@@ -98,6 +117,7 @@ struct GuestKernelParams {
     v.value("random_frames", random_frames,
             "seeded random physical frame placement (else lowest free frame first)");
     v.group("layout", layout, "where the kernel maps physical memory and its page tables");
+    v.group("scheduler", scheduler, "the guest scheduler (streams on VCPUs)");
     v.group("costs", costs, "kernel work charged to the VCPU");
   }
   void validate() const {

@@ -31,6 +31,7 @@ void TlbShootdown::shootdown(uint32_t mm, uint64_t local_cycles, Flush&& flush) 
 }
 
 void TlbShootdown::flush_pages(uint32_t mm, const std::vector<uint64_t>& pages) {
+  ++generations_[mm];
   pages_flushed_ += pages.size();
   shootdown(mm, pages.size() * params_.invlpg_cycles, [&](Vcpu& vcpu) {
     for (uint64_t page : pages) vcpu.mmu().invlpg(page, vcpu.tlb_context());
@@ -38,6 +39,7 @@ void TlbShootdown::flush_pages(uint32_t mm, const std::vector<uint64_t>& pages) 
 }
 
 void TlbShootdown::flush_mm(uint32_t mm) {
+  ++generations_[mm];
   ++full_flushes_;
   shootdown(mm, params_.flush_cycles,
             [&](Vcpu& vcpu) { vcpu.mmu().flush_non_global(vcpu.tlb_context()); });

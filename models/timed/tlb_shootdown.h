@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "common/params.h"
@@ -59,6 +60,13 @@ class TlbShootdown : public TlbShootdownSink {
     return c;
   }
 
+  // How many flushes of `mm` were asked for so far (Linux's mm tlb_gen): a CPU that switches an
+  // mm in compares it with the generation its entries reflect.
+  uint64_t generation(uint32_t mm) const {
+    const auto it = generations_.find(mm);
+    return it == generations_.end() ? 0 : it->second;
+  }
+
   void flush_pages(uint32_t mm, const std::vector<uint64_t>& pages) override;
   void flush_mm(uint32_t mm) override;
   void register_stats(StatsGroup g);
@@ -73,6 +81,7 @@ class TlbShootdown : public TlbShootdownSink {
   std::vector<std::unique_ptr<Vcpu>>* vcpus_ = nullptr;
   Vcpu* initiator_ = nullptr;
   uint64_t initiator_cycles_ = 0;
+  std::unordered_map<uint32_t, uint64_t> generations_;
 
   uint64_t local_flushes_ = 0;
   uint64_t shootdowns_ = 0;       // flushes that needed IPIs

@@ -71,7 +71,7 @@ uint64_t Vcpu::handle_fault(uint64_t va, const Access& access, const MmuResult& 
   ++page_faults_;
   w_.mmu->page_fault_invalidate(va, w_.tlb_context, w_.paging.mode());
   enter_kernel();
-  const FaultOutcome handled = w_.kernel->page_fault(w_.pid, va, first.error_code);
+  const FaultOutcome handled = w_.kernel->page_fault(task_->pid, va, first.error_code);
   const uint64_t kernel = leave_kernel(handled.instructions);
   const MmuResult again = w_.mmu->translate(va, access, w_.paging, w_.tlb_context);
   if (again.outcome != WalkOutcome::kOk) {
@@ -83,17 +83,18 @@ uint64_t Vcpu::handle_fault(uint64_t va, const Access& access, const MmuResult& 
   return kernel + again.cycles;  // the faulting lookup's cycles are the caller's
 }
 
-// A recorded OS event of this VCPU's process, applied to the guest kernel where it stands in the
+// A recorded OS event of the running task, applied to the guest kernel where it stands in the
 // stream. Switch events (a recorded schedule) are only counted.
-uint64_t Vcpu::os_event(const OsEvent& e) {
+uint64_t Vcpu::os_event(GuestTask& task, const OsEvent& e, bool* blocked) {
   ++os_events_[static_cast<int>(e.kind)];
-  if (e.kind == OsEventKind::kCreate) {  // enters the kernel itself (and may wait, for vfork)
-    create_child(e.stream, e.how);
-    return 0;
+  if (e.kind == OsEventKind::kCreate) {  // enters the kernel itself
+    const uint64_t before = cycles_;
+    *blocked = create_child(task, e.stream, e.how);
+    return cycles_ - before;
   }
   enter_kernel();
   GuestKernel& kernel = *w_.kernel;
-  const uint32_t pid = w_.pid;
+  const uint32_t pid = task.pid;
   uint64_t instructions = 0;
   switch (e.kind) {
     case OsEventKind::kMmap:
@@ -121,18 +122,13 @@ uint64_t Vcpu::os_event(const OsEvent& e) {
       break;
     case OsEventKind::kExec:
       instructions += kernel.exec(pid);
-      release_vfork_parent();
-      // The new image runs on a new page table: MOV to CR3 (PCIDE=0 flushes non-global entries).
-      if (!w_.paging.load_cr3(kernel.cr3(pid), w_.mmu->memory())) {
-        throw Error(fmt::format("vcpu{}: the new address space's PDPTEs failed to load", id_));
-      }
-      w_.mmu->flush_non_global(w_.tlb_context);
-      folder_ = &w_.folders->of(kernel.mm_of(pid));
+      release_vfork_parent(task);
+      switch_mm(pid);  // the new image runs on a new page table
       break;
     case OsEventKind::kExit:
       instructions += kernel.exit(pid);
-      exited_ = true;
-      release_vfork_parent();
+      task.exited = true;
+      release_vfork_parent(task);
       break;
     case OsEventKind::kCreate:  // handled above
     case OsEventKind::kSwitch:  // a recorded schedule: not replayed
@@ -151,16 +147,6 @@ uint64_t Vcpu::reference(const TraceRecord& r) {
   }
   page_crossings_ += last_page != first_page;
   return cycles;
-}
-
-void Vcpu::add_child(uint32_t stream, StreamOrigin origin, Vcpu* child) {
-  children_.push_back(Child{stream, origin, child});
-}
-
-void Vcpu::start(uint32_t pid, Vcpu* vfork_parent) {
-  w_.pid = pid;
-  vfork_parent_ = vfork_parent;
-  start_event_.notify(sc_core::SC_ZERO_TIME);
 }
 
 void Vcpu::sync_now() {
@@ -222,120 +208,220 @@ bool Vcpu::kernel_store(uint64_t va, uint64_t expected_pa, int width, uint64_t v
   return false;
 }
 
+// The TLB audit: a translation the MMU gave (from the TLB or a walk) must be one the guest's
+// tables allow now, to the same frame. The guest kernel flushes before it returns to user code,
+// so at a user reference no TLB may hold an entry its tables no longer allow.
+void Vcpu::audit_translation(uint64_t va, const Access& access, uint64_t pa) const {
+  const WalkResult now = walk(w_.mmu->memory(), w_.paging, va, access);
+  if (!now.ok() || now.translation.pa != pa) {
+    throw Error(fmt::format("vcpu{}: stale translation: {} of {:#x} by pid {} reached physical "
+                            "{:#x}, but the guest's tables now give {}", id_,
+                            to_string(access.kind), va, pid(), pa,
+                            now.ok() ? fmt::format("{:#x}", now.translation.pa)
+                                     : describe_error_code(now.error_code)));
+  }
+}
+
 void Vcpu::kernel_invlpg(uint64_t va) { w_.mmu->invlpg(va, w_.tlb_context); }
 
+// switch_mm. Without PCIDs a CR3 load flushes every non-global entry; Linux skips the load when
+// the mm stays the same. With PCIDs each CPU keeps its last kDynamicAsids mms tagged: switching
+// back to one keeps its entries unless the mm was flushed meanwhile (its flush generation moved
+// while this CPU was not running it, so no shootdown reached it: Linux compares tlb_gen).
+void Vcpu::switch_mm(uint32_t pid) {
+  const uint32_t mm = w_.kernel->mm_of(pid);
+  const uint64_t generation = w_.shootdown->generation(mm);
+  bool flush = false;
+  if (w_.paging.controls().cr4_pcide) {
+    int slot = -1;
+    for (int i = 0; i < kDynamicAsids; ++i) {
+      if (asids_[i].mm == mm) slot = i;
+    }
+    if (slot < 0) {  // the least recently used ASID takes the mm: its old entries go
+      slot = 0;
+      for (int i = 1; i < kDynamicAsids; ++i) {
+        if (asids_[i].last_used < asids_[slot].last_used) slot = i;
+      }
+      flush = asids_[slot].mm != 0;  // an ASID never used holds nothing
+    } else {
+      flush = asids_[slot].generation != generation;
+    }
+    asids_[slot] = Asid{mm, generation, ++asid_clock_};
+    asid_ = slot;
+    w_.tlb_context.pcid = static_cast<uint16_t>(slot + 1);  // PCID 0 stays the kernel's
+  } else {
+    flush = asids_[0].mm != 0 && (asids_[0].mm != mm || asids_[0].generation != generation);
+    asids_[0] = Asid{mm, generation, ++asid_clock_};
+    asid_ = 0;
+  }
+  const uint64_t cr3 = w_.kernel->cr3(pid) | w_.tlb_context.pcid;
+  if (!w_.paging.load_cr3(cr3, w_.mmu->memory())) {
+    throw Error(fmt::format("vcpu{}: the address space's PDPTEs failed to load", id_));
+  }
+  if (flush) {
+    w_.mmu->flush_non_global(w_.tlb_context);
+    ++cr3_flushes_;
+  }
+  folder_ = &w_.folders->of(mm);
+}
+
 // The parent side of fork, vfork and clone: at this VCPU's time (it syncs first: the child and
-// the kernel's state are shared), the kernel creates the process and the child's VCPU starts.
-// A vfork parent then waits until the child execs or exits.
-void Vcpu::create_child(uint32_t stream, StreamOrigin how) {
-  const auto it = std::find_if(children_.begin(), children_.end(), [&](const Child& c) {
-    return c.stream == stream && !c.created;
-  });
-  if (it == children_.end()) {
+// the kernel's state are shared), the kernel creates the process and the child's task becomes
+// runnable. A vfork parent then blocks until the child execs or exits.
+bool Vcpu::create_child(GuestTask& task, uint32_t stream, StreamOrigin how) {
+  const auto it = std::find_if(task.children.begin(), task.children.end(),
+                               [&](const GuestTask::Child& c) {
+                                 return c.stream == stream && !c.created;
+                               });
+  if (it == task.children.end()) {
     ++unknown_children_;
-    return;
+    return false;
   }
   it->created = true;
   enter_kernel();
   GuestKernel& kernel = *w_.kernel;
   uint64_t instructions = 0;
   uint32_t pid;
-  if (!kernel.alive(w_.pid)) {
+  const bool parent_alive = kernel.alive(task.pid);
+  if (!parent_alive) {
     pid = kernel.create_process();  // the parent has exited: the child starts afresh
   } else if (how == StreamOrigin::kThread) {
-    pid = kernel.clone_thread(w_.pid);
+    pid = kernel.clone_thread(task.pid);
   } else if (how == StreamOrigin::kVfork) {
-    pid = kernel.vfork(w_.pid);
+    pid = kernel.vfork(task.pid);
   } else {
-    pid = kernel.fork(w_.pid, &instructions);
+    pid = kernel.fork(task.pid, &instructions);
   }
-  if (kernel.alive(w_.pid) && kernel.mm_of(pid) != kernel.mm_of(w_.pid)) {
+  if (parent_alive && kernel.mm_of(pid) != kernel.mm_of(task.pid)) {
     // A forked child sees the parent's addresses where the parent saw them.
-    w_.folders->copy(kernel.mm_of(w_.pid), kernel.mm_of(pid));
+    w_.folders->copy(kernel.mm_of(task.pid), kernel.mm_of(pid));
   }
-  const bool wait_for_child = how == StreamOrigin::kVfork && kernel.alive(w_.pid);
-  it->vcpu->start(pid, wait_for_child ? this : nullptr);
+  const bool wait_for_child = how == StreamOrigin::kVfork && parent_alive;
+  GuestTask& child = *it->task;
+  child.pid = pid;
+  child.vfork_parent = wait_for_child ? &task : nullptr;
+  w_.scheduler->wake(&child);
   cycles_ += leave_kernel(instructions);
-  if (wait_for_child) {
-    waiting_ = true;  // a suspended vfork parent runs no code: no shootdown IPIs reach it
-    wait(vfork_done_);
-    waiting_ = false;
-    sync_now();
-  }
+  if (wait_for_child) w_.scheduler->block(&task);
+  return wait_for_child;
 }
 
-void Vcpu::release_vfork_parent() {
-  if (!vfork_parent_) return;
-  sync_now();
-  vfork_parent_->vfork_done_.notify(sc_core::SC_ZERO_TIME);
-  vfork_parent_ = nullptr;
+void Vcpu::release_vfork_parent(GuestTask& task) {
+  if (!task.vfork_parent) return;
+  w_.scheduler->wake(task.vfork_parent);
+  task.vfork_parent = nullptr;
 }
 
 void Vcpu::run() {
   try {
-    if (w_.pid == 0) wait(start_event_);
-    if (!w_.paging.load_cr3(w_.kernel->cr3(w_.pid), w_.mmu->memory())) {
-      throw Error(fmt::format("vcpu{}: the address space's PDPTEs failed to load", id_));
+    quantum_keeper_.reset();
+    reset_sync_budget();
+    uint64_t idle_since = 0;
+    while (GuestTask* task = w_.scheduler->next(id_, *w_.control)) {
+      quantum_keeper_.reset();  // the wait for work let global time pass
+      reset_sync_budget();
+      idle_cycles_ += sc_core::sc_time_stamp().value() - idle_since;
+      task_ = task;
+      const bool context_switch = last_task_ && last_task_ != task;
+      if (context_switch) {  // schedule() and switch_to(): kernel work on this VCPU
+        ++context_switches_;
+        enter_kernel();
+      }
+      const uint32_t mm = w_.kernel->mm_of(task->pid);
+      if (asid_ < 0 || asids_[asid_].mm != mm ||
+          asids_[asid_].generation != w_.shootdown->generation(mm)) {
+        switch_mm(task->pid);
+      }
+      if (context_switch) {
+        cycles_ += leave_kernel(w_.scheduler->params().context_switch_instructions);
+      }
+      last_task_ = task;
+      const Stop stop = run_task(*task);
+      if (asid_ >= 0) asids_[asid_].generation = w_.shootdown->generation(asids_[asid_].mm);
+      task_ = nullptr;
+      sync_now();
+      idle_since = sc_core::sc_time_stamp().value();
+      if (stop == Stop::kSlice) w_.scheduler->preempt(task);
+      if (stop == Stop::kDone) finish_task(*task);
+      if (stop == Stop::kLimit) break;
     }
-    folder_ = &w_.folders->of(w_.kernel->mm_of(w_.pid));
-    replay();
+    if (w_.control->stopped()) w_.scheduler->stop_all();
+    sync_now();
+    finish_cycles_ = sc_core::sc_time_stamp().value();
+    w_.control->at_sync(finish_cycles_);
+    finished_ = true;
   } catch (const Error& e) {
     error_ = e.what();
     sc_core::sc_stop();
-  } catch (const std::exception& e) {  // a bug, but report it the same orderly way
+  } catch (const std::exception& e) {  // a bug: stop the simulation the orderly way
     error_ = fmt::format("vcpu{}: internal error: {}", id_, e.what());
     sc_core::sc_stop();
   }
 }
 
-void Vcpu::replay() {
-  quantum_keeper_.reset();
-  reset_sync_budget();
-  std::vector<TraceRecord> batch(kBatch);
-  while (!w_.control->stopped()) {
-    const size_t n = w_.trace->read(batch.data(), kBatch);
-    if (n == 0) break;
-    for (size_t i = 0; i < n; ++i) {
-      if (w_.control->stopped() || exited_) break;  // the limit, or the process exited
-      const TraceRecord& r = batch[i];
-      if (interrupt_cycles_) {  // another VCPU's shootdown interrupted this one
-        ++interrupts_;
-        interrupt_cycles_total_ += interrupt_cycles_;
-        cycles_ += interrupt_cycles_;
-        unsynced_cycles_ += interrupt_cycles_;
-        interrupt_cycles_ = 0;
-      }
-      // Local time advances as the work is done, so a kernel entry syncs at the right time.
-      const uint64_t instructions = instructions_of(r);
-      instructions_ += instructions;
-      const uint64_t compute = instruction_cycles(instructions);
-      cycles_ += compute;
-      unsynced_cycles_ += compute;
-      if (r.kind == RefKind::kEvent) {  // an OS event: kernel work, not a memory reference
-        cycles_ += os_event(w_.trace->events()[r.va]);  // already in local time
-        sync_if_quantum_used();
-        continue;
-      }
-      const uint64_t translation = reference(r);  // adds to local time page by page
-      ++references_[static_cast<int>(r.kind)];
-      translation_cycles_ += translation;
-      cycles_ += translation;
-      // The reference is complete: count it (a warm-up ending here resets its statistics too),
-      // then yield to the kernel if the quantum is used up.
-      if (w_.control->count_reference() && !w_.control->handle_event(now_cycles())) break;
-      sync_if_quantum_used();
-    }
-  }
+// The end of a task's stream (or its exit): children it never created explicitly start now (a
+// trace without create events), a vfork parent still waiting is released.
+void Vcpu::finish_task(GuestTask& task) {
+  task_ = &task;
   if (!w_.control->stopped()) {
-    for (const Child& c : children_) {  // traces without create events: children start now
-      if (!c.created) create_child(c.stream, c.origin);
+    for (const GuestTask::Child& c : task.children) {
+      if (!c.created) create_child(task, c.stream, c.origin);
     }
   }
-  release_vfork_parent();  // the stream ended without exec or exit
-  sync_now();
-  finish_cycles_ = sc_core::sc_time_stamp().value();
-  w_.control->at_sync(finish_cycles_);
-  finished_ = true;
+  release_vfork_parent(task);
+  task_ = nullptr;
+  w_.scheduler->done(&task);
+}
+
+Vcpu::Stop Vcpu::run_task(GuestTask& task) {
+  const uint64_t slice_end = now_cycles() + w_.scheduler->params().slice_cycles;
+  if (task.batch.empty()) task.batch.resize(kBatch);
+  while (!w_.control->stopped()) {
+    if (task.next == task.count) {
+      if (task.trace_ended || task.exited) return Stop::kDone;
+      task.count = task.trace->read(task.batch.data(), kBatch);
+      task.next = 0;
+      if (task.count == 0) {
+        task.trace_ended = true;
+        return Stop::kDone;
+      }
+    }
+    const TraceRecord& r = task.batch[task.next++];
+    if (interrupt_cycles_) {  // another VCPU's shootdown interrupted this one
+      ++interrupts_;
+      interrupt_cycles_total_ += interrupt_cycles_;
+      cycles_ += interrupt_cycles_;
+      unsynced_cycles_ += interrupt_cycles_;
+      interrupt_cycles_ = 0;
+    }
+    // Local time advances as the work is done, so a kernel entry syncs at the right time.
+    const uint64_t instructions = instructions_of(r);
+    instructions_ += instructions;
+    const uint64_t compute = instruction_cycles(instructions);
+    cycles_ += compute;
+    unsynced_cycles_ += compute;
+    if (r.kind == RefKind::kEvent) {  // an OS event: kernel work, not a memory reference
+      bool blocked = false;
+      cycles_ += os_event(task, task.trace->events()[r.va], &blocked);  // already in local time
+      if (task.exited) {
+        task.next = task.count;
+        return Stop::kDone;
+      }
+      if (blocked) return Stop::kBlocked;
+      sync_if_quantum_used();
+      continue;
+    }
+    const uint64_t translation = reference(r);  // adds to local time page by page
+    ++references_[static_cast<int>(r.kind)];
+    translation_cycles_ += translation;
+    cycles_ += translation;
+    // The reference is complete: count it (a warm-up ending here resets its statistics too),
+    // then yield to the kernel if the quantum is used up.
+    if (w_.control->count_reference() && !w_.control->handle_event(now_cycles())) break;
+    sync_if_quantum_used();
+    if (now_cycles() >= slice_end && w_.scheduler->someone_waiting(id_)) return Stop::kSlice;
+  }
+  return Stop::kLimit;
 }
 
 void Vcpu::register_stats(StatsGroup g) {
@@ -349,6 +435,11 @@ void Vcpu::register_stats(StatsGroup g) {
   g.counter("interrupts", &interrupts_, "interrupts", "TLB shootdown interrupts from other VCPUs");
   g.counter("interrupt_cycles", &interrupt_cycles_total_, "cycles",
             "cycles in shootdown interrupt handlers");
+  g.counter("context_switches", &context_switches_, "switches",
+            "guest context switches on this VCPU (another task took it)");
+  g.counter("cr3_flushes", &cr3_flushes_, "flushes",
+            "TLB flushes by address-space switches (CR3 loads without a reusable PCID)");
+  g.counter("idle_cycles", &idle_cycles_, "cycles", "cycles with no task to run");
   g.counter("unknown_children", &unknown_children_, "events",
             "create events for streams the manifest does not list (ignored)");
   for (int k = 0; k < kOsEventKinds; ++k) {

@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "stats_output.h"
 #include "system.h"
+#include "workloads/generators.h"
 
 namespace shadowsim {
 namespace {
@@ -77,6 +78,69 @@ TEST_F(SystemTest, PageCrossingAccessesTranslateEveryPage) {
   EXPECT_EQ(stat(*s, "vcpu0.page_faults"), 2);
   EXPECT_EQ(stat(*s, "guest.faults.anonymous"), 2);
   EXPECT_EQ(stat(*s, "vcpu0.references.write"), 1);
+}
+
+// The guest scheduler: with fewer VCPUs than streams every stream still runs to its end (the
+// same instructions and references as one VCPU per stream), tasks are time-sliced and
+// switched, and PCIDs let a CPU switch back to an address space without flushing it.
+double sum_over_vcpus(const System& s, int vcpus, const std::string& stat_name) {
+  double total = 0;
+  for (int i = 0; i < vcpus; ++i) {
+    const StatsRegistry::Entry* e = s.stats().find(fmt::format("vcpu{}.{}", i, stat_name));
+    if (e) total += static_cast<double>(*e->counter);
+  }
+  return total;
+}
+
+TEST_F(SystemTest, FewerVcpusThanStreamsTimeSliceEveryStreamToItsEnd) {
+  GeneratorParams g;
+  g.scale = 0.05;
+  const std::string manifest =
+      generate_workload("kernel-compile", g, 3, (dir_ / "kc").string());
+  const std::string config = fmt::format(R"({{"workload": {{"trace": "{}"}}}})", manifest);
+  const auto pinned = run(config);
+  ASSERT_NE(pinned->stats().find("vcpu2.instructions"), nullptr);  // several streams
+  const auto one = run(config, {"machine.vcpus=1", "guest.scheduler.slice_cycles=100000"});
+  const auto two = run(config, {"machine.vcpus=2", "guest.scheduler.slice_cycles=100000"});
+  const double instructions = sum_over_vcpus(*pinned, 1000, "instructions");
+  EXPECT_EQ(stat(*one, "vcpu0.instructions"), instructions);
+  EXPECT_EQ(sum_over_vcpus(*two, 2, "instructions"), instructions);
+  EXPECT_EQ(stat(*one, "sim.references"), stat(*pinned, "sim.references"));
+  EXPECT_EQ(stat(*pinned, "guest.scheduler.preemptions"), 0);
+  EXPECT_EQ(sum_over_vcpus(*pinned, 1000, "context_switches"), 0);
+  EXPECT_GT(stat(*one, "guest.scheduler.preemptions"), 0);
+  EXPECT_GT(stat(*one, "vcpu0.context_switches"), stat(*one, "guest.scheduler.preemptions"));
+  // One VCPU does the work of all: its makespan is longer than with two.
+  EXPECT_GT(stat(*one, "sim.makespan_cycles"), stat(*two, "sim.makespan_cycles"));
+  EXPECT_EQ(stat(*one, "vcpu0.idle_cycles"), 0);
+}
+
+TEST_F(SystemTest, PcidsKeepAddressSpacesAcrossContextSwitches) {
+  // Threads of one mm migrate between two VCPUs and unmap regions while the other VCPU holds
+  // the mm's entries under its PCID; fork-exit adds COW. The TLB audit stops the run if a
+  // switch back keeps an entry the tables no longer allow.
+  GeneratorParams g;
+  g.scale = 0.05;
+  for (const char* kind : {"threads", "fork-exit"}) {
+    const std::string manifest = generate_workload(kind, g, 3, (dir_ / kind).string());
+    const std::string config = fmt::format(R"({{"workload": {{"trace": "{}"}}}})", manifest);
+    const std::vector<std::string> two_vcpus = {"machine.vcpus=2", "run.audit_tlb=true",
+                                                "guest.scheduler.slice_cycles=5000"};
+    std::vector<std::string> with_pcid = two_vcpus;
+    with_pcid.push_back("machine.controls.cr4_pcide=true");
+    const auto plain = run(config, two_vcpus);
+    const auto pcid = run(config, with_pcid);
+    const double switches = sum_over_vcpus(*plain, 2, "context_switches");
+    ASSERT_GT(switches, 0) << kind;
+    // Threads share one mm (switches need no CR3 load); processes keep theirs under PCIDs.
+    const double pcid_flushes = sum_over_vcpus(*pcid, 2, "cr3_flushes");
+    const double plain_flushes = sum_over_vcpus(*plain, 2, "cr3_flushes");
+    if (std::string(kind) == "threads") {
+      EXPECT_LE(pcid_flushes, plain_flushes);
+    } else {
+      EXPECT_LT(pcid_flushes, plain_flushes);
+    }
+  }
 }
 
 std::string random_trace(int records, uint64_t seed) {
