@@ -38,8 +38,8 @@ void Vcpu::reset_sync_budget() {
 }
 
 // Hands local time to the quantum keeper only at quantum boundaries (see the header).
-void Vcpu::sync_if_quantum_used() {
-  if (unsynced_cycles_ < sync_budget_) return;
+bool Vcpu::sync_if_quantum_used() {
+  if (unsynced_cycles_ < sync_budget_) return false;
   quantum_keeper_.inc(sc_core::sc_time::from_value(unsynced_cycles_));
   unsynced_cycles_ = 0;
   if (quantum_keeper_.need_sync()) {
@@ -47,6 +47,7 @@ void Vcpu::sync_if_quantum_used() {
     w_.control->at_sync(sc_core::sc_time_stamp().value());
   }
   reset_sync_budget();
+  return true;
 }
 
 // Instructions to cycles at `cpi`, carrying the fraction to the next call (user and kernel work
@@ -418,8 +419,11 @@ Vcpu::Stop Vcpu::run_task(GuestTask& task) {
     // The reference is complete: count it (a warm-up ending here resets its statistics too),
     // then yield to the kernel if the quantum is used up.
     if (w_.control->count_reference() && !w_.control->handle_event(now_cycles())) break;
-    sync_if_quantum_used();
-    if (now_cycles() >= slice_end && w_.scheduler->someone_waiting(id_)) return Stop::kSlice;
+    // The slice is checked at quantum boundaries only: the hit path stays free of time reads.
+    if (sync_if_quantum_used() && now_cycles() >= slice_end &&
+        w_.scheduler->someone_waiting(id_)) {
+      return Stop::kSlice;
+    }
   }
   return Stop::kLimit;
 }

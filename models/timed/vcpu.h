@@ -110,7 +110,7 @@ class Vcpu : public sc_core::sc_module, public KernelCpu {
   // Applies a recorded OS event; returns its cycles; sets *blocked when the task must wait.
   uint64_t os_event(GuestTask& task, const OsEvent& e, bool* blocked);
   uint64_t now_cycles() const;
-  void sync_if_quantum_used();
+  bool sync_if_quantum_used();  // true when the quantum was used up (local time handed over)
   void reset_sync_budget();
 
   uint64_t instruction_cycles(uint64_t instructions);
