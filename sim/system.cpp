@@ -58,8 +58,8 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
 
   s.manifest = load_workload(config.workload.trace);
   const int streams = static_cast<int>(s.manifest.streams.size());
-  s.memory = std::make_unique<PageTableMemory>(m.memory, m.vcpus ? static_cast<int>(m.vcpus)
-                                                                  : streams);
+  const int vcpus = m.vcpus ? static_cast<int>(m.vcpus) : streams;  // 0: one per stream
+  s.memory = std::make_unique<PageTableMemory>(m.memory, vcpus);
   const uint64_t frames = s.memory->memory().frame_count();
   if (frames <= kReservedLowFrames) {
     throw Error(fmt::format("machine.memory.size_mib: {} MiB leaves no frame above the first "
@@ -95,7 +95,6 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
   // stream's task is created when its parent creates it (models/timed/vcpu.h). The guest
   // scheduler places the tasks on the VCPUs (one each, pinned, unless machine.vcpus says fewer).
   s.folders = std::make_unique<AddressFolders>(m.paging_mode);
-  const int vcpus = m.vcpus ? static_cast<int>(m.vcpus) : streams;
   const bool pinned = vcpus == streams;
   if (m.paging_mode != PagingMode::k4Level && m.paging_mode != PagingMode::k5Level &&
       vcpus > KernelLayout::kMaxKmapCpus) {
@@ -107,7 +106,6 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
   for (int i = 0; i < streams; ++i) {
     const TraceStream& stream = s.manifest.streams[static_cast<size_t>(i)];
     auto task = std::make_unique<GuestTask>();
-    task->index = i;
     task->trace = open_trace(stream.path);
     task->pinned_vcpu = pinned ? i : -1;
     s.scheduler->add(task.get());

@@ -64,12 +64,13 @@ KernelLayout::KernelLayout(PagingMode mode, const PagingControls& controls,
 }
 
 std::vector<KernelLayout::Piece> KernelLayout::direct_map_pieces() const {
+  // The sizes below the largest that the mode has: 1G > 2M > 4K, 4M > 4K, 2M > 4K.
+  std::vector<PageSize> sizes{direct_map_page_};
+  if (direct_map_page_ == PageSize::k1G) sizes.push_back(PageSize::k2M);
+  if (direct_map_page_ != PageSize::k4K) sizes.push_back(PageSize::k4K);
   std::vector<Piece> pieces;
   uint64_t pa = 0;
-  for (const PageSize size : {PageSize::k1G, PageSize::k4M, PageSize::k2M, PageSize::k4K}) {
-    if (page_bytes(size) > page_bytes(direct_map_page_)) continue;
-    if (size == PageSize::k4M && direct_map_page_ != PageSize::k4M) continue;
-    if (size == PageSize::k2M && direct_map_page_ == PageSize::k4M) continue;
+  for (const PageSize size : sizes) {
     const uint64_t end = lowmem_bytes_ & ~(page_bytes(size) - 1);
     if (end > pa) {
       pieces.push_back(Piece{pa, end - pa, size});

@@ -17,9 +17,8 @@ void KernelMemoryPort::attach(GuestKernel* kernel) {
 }
 
 void KernelMemoryPort::enter(KernelCpu* cpu) {
-  if (cpu_ && cpu_ != cpu) leave();
   cpu_ = cpu;
-  if (cpu_ && layout_ && layout_->has_kmap()) {
+  if (layout_ && layout_->has_kmap()) {
     slots_[0].va = layout_->kmap_slot(cpu_->cpu_index(), KernelLayout::KmapType::kUser0);
     slots_[1].va = layout_->kmap_slot(cpu_->cpu_index(), KernelLayout::KmapType::kPte0);
   }
@@ -32,6 +31,7 @@ void KernelMemoryPort::leave() {
     cpu_->kernel_invlpg(slot.va);
     slot.frame = ~0ULL;
   }
+  cpu_ = nullptr;
 }
 
 // The fixmap PTE is itself a page-table entry in lowmem, written through the direct map: on

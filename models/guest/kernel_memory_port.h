@@ -39,9 +39,10 @@ class KernelMemoryPort : public PageTableStore {
   // The kernel whose layout and fixmap this port uses; called once the kernel is built.
   void attach(GuestKernel* kernel);
 
-  // The CPU now in the kernel (nullptr: none; accesses go to memory directly).
+  // The CPU now in the kernel; until leave(), accesses are its loads and stores.
   void enter(KernelCpu* cpu);
-  // The kernel operation is over: kunmap_atomic every slot still mapped.
+  // The kernel operation is over: kunmap_atomic every slot still mapped; no CPU is in the
+  // kernel (accesses go to memory directly).
   void leave();
 
   uint64_t read_entry(uint64_t pa, int width) override;

@@ -11,11 +11,6 @@ void GuestScheduler::wake(GuestTask* task) {
   work_.notify(sc_core::SC_ZERO_TIME);
 }
 
-bool GuestScheduler::all_done() const {
-  return std::all_of(tasks_.begin(), tasks_.end(),
-                     [](const GuestTask* t) { return t->state == GuestTask::State::kDone; });
-}
-
 GuestTask* GuestScheduler::next(int vcpu, const RunControl& control) {
   for (;;) {
     if (control.stopped()) return nullptr;
@@ -50,6 +45,7 @@ void GuestScheduler::preempt(GuestTask* task) {
 
 void GuestScheduler::done(GuestTask* task) {
   task->state = GuestTask::State::kDone;
+  ++done_;
   if (all_done()) work_.notify(sc_core::SC_ZERO_TIME);
 }
 

@@ -33,7 +33,6 @@ struct GuestTask {
     bool created = false;
   };
 
-  int index = 0;  // of the stream in the manifest
   std::unique_ptr<TraceReader> trace;
   std::vector<TraceRecord> batch;  // read ahead; [next, count) not yet replayed
   size_t next = 0;
@@ -73,12 +72,13 @@ class GuestScheduler {
   void register_stats(StatsGroup g);
 
  private:
-  bool all_done() const;
+  bool all_done() const { return done_ == tasks_.size(); }
 
   SchedulerParams params_;
   bool pinned_;
   std::vector<GuestTask*> tasks_;
   std::deque<GuestTask*> queue_;  // runnable, in FIFO order
+  size_t done_ = 0;               // tasks finished
   sc_core::sc_event work_;
   uint64_t preemptions_ = 0;
   uint64_t wakeups_ = 0;

@@ -167,7 +167,6 @@ void Vcpu::enter_kernel() {
 
 uint64_t Vcpu::leave_kernel(uint64_t instructions) {
   w_.port->leave();  // kunmap_atomic of the slots still mapped
-  w_.port->enter(nullptr);
   const uint64_t charged = kernel_cycles(instructions) + w_.shootdown->take_initiator_cycles();
   unsynced_cycles_ += charged;
   const uint64_t accesses = kernel_access_cycles_;  // already in local time
@@ -175,10 +174,10 @@ uint64_t Vcpu::leave_kernel(uint64_t instructions) {
   return charged + accesses;
 }
 
-// A supervisor access of the kernel through this VCPU's MMU. The kernel's own mappings are
-// always present, so a fault here is a model bug (in native mode; a hypervisor will take these
-// traps in shadow mode).
-uint64_t Vcpu::kernel_translate(uint64_t va, uint64_t expected_pa, const Access& access) {
+// A supervisor access of the kernel through this VCPU's MMU, then the page-table memory model;
+// its cycles go to local time now. The kernel's own mappings are always present, so a fault
+// here is a model bug (in native mode; a hypervisor will take these traps in shadow mode).
+void Vcpu::kernel_access(uint64_t va, uint64_t expected_pa, const Access& access) {
   const MmuResult r = w_.mmu->translate(va, access, w_.paging, w_.tlb_context);
   if (r.outcome != WalkOutcome::kOk || r.pa != expected_pa) {
     throw Error(fmt::format("vcpu{}: the guest kernel's {} of {:#x} (physical {:#x}) {}: a model "
@@ -187,26 +186,24 @@ uint64_t Vcpu::kernel_translate(uint64_t va, uint64_t expected_pa, const Access&
                                 ? fmt::format("reached physical {:#x}", r.pa)
                                 : "faulted (" + describe_error_code(r.error_code) + ")"));
   }
-  return r.cycles;
-}
-
-uint64_t Vcpu::kernel_load(uint64_t va, uint64_t expected_pa, int width) {
-  const uint64_t cycles = kernel_translate(va, expected_pa, Access::read(false)) +
-                          w_.mmu->table_memory().read(w_.mmu->pcpu(), expected_pa);
+  PageTableMemory& memory = w_.mmu->table_memory();
+  const uint64_t cycles = r.cycles + (access.kind == AccessKind::kWrite
+                                          ? memory.write(w_.mmu->pcpu(), expected_pa)
+                                          : memory.read(w_.mmu->pcpu(), expected_pa));
   unsynced_cycles_ += cycles;
   kernel_access_cycles_ += cycles;
   kernel_access_cycles_total_ += cycles;
+}
+
+uint64_t Vcpu::kernel_load(uint64_t va, uint64_t expected_pa, int width) {
+  kernel_access(va, expected_pa, Access::read(false));
   return w_.mmu->table_memory().memory().read(expected_pa, width);
 }
 
 bool Vcpu::kernel_store(uint64_t va, uint64_t expected_pa, int width, uint64_t value) {
-  const uint64_t cycles = kernel_translate(va, expected_pa, Access::write(false)) +
-                          w_.mmu->table_memory().write(w_.mmu->pcpu(), expected_pa);
-  unsynced_cycles_ += cycles;
-  kernel_access_cycles_ += cycles;
-  kernel_access_cycles_total_ += cycles;
+  kernel_access(va, expected_pa, Access::write(false));
   w_.mmu->table_memory().memory().write(expected_pa, value, width);
-  return false;
+  return false;  // native: nothing traps (shadow mode will hand trapped stores to the emulator)
 }
 
 // The TLB audit: a translation the MMU gave (from the TLB or a walk) must be one the guest's
@@ -371,6 +368,8 @@ void Vcpu::finish_task(GuestTask& task) {
   }
   release_vfork_parent(task);
   task_ = nullptr;
+  task.trace.reset();  // its file and read-ahead are not needed any more
+  task.batch = {};
   w_.scheduler->done(&task);
 }
 

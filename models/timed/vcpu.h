@@ -92,7 +92,7 @@ class Vcpu : public sc_core::sc_module, public KernelCpu {
   // Adds the kernel work and flush costs to local time; returns every cycle of this kernel
   // entry (those and the kernel's own memory accesses), for accounting.
   uint64_t leave_kernel(uint64_t instructions);
-  uint64_t kernel_translate(uint64_t va, uint64_t expected_pa, const Access& access);
+  void kernel_access(uint64_t va, uint64_t expected_pa, const Access& access);
   // A create event: the kernel makes the process; returns true when this task blocks (vfork).
   bool create_child(GuestTask& task, uint32_t stream, StreamOrigin how);
   void release_vfork_parent(GuestTask& task);

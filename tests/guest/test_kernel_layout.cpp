@@ -18,8 +18,7 @@ struct NullSink : TlbShootdownSink {
   void flush_mm(uint32_t) override {}
 };
 
-// A store that records which table frames the editor zeroed, so a test can find every
-// page-table page a process owns.
+// A guest kernel on its own memory, written directly (no VCPU).
 struct Guest {
   Guest(PagingMode mode, uint64_t ram_mib, KernelLayoutParams layout = {},
         CpuFeatures features = {})
@@ -47,7 +46,7 @@ struct Guest {
       if (!r.ok()) kernel->page_fault(pid, va, r.error_code);
     }
   }
-  // Every table frame reachable from the process's user half, with its level.
+  // The table frames the walk of `heap` reads.
   std::set<uint64_t> user_table_frames(uint32_t pid, uint64_t heap) {
     std::set<uint64_t> tables;
     PagingState s(mode);
