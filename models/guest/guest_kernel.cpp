@@ -69,8 +69,11 @@ GuestKernel::GuestKernel(PagingMode mode, PagingControls controls, CpuFeatures f
       layout_(mode, controls, features, params.layout, frames.end_frame() << kPageShift),
       editor_(mode, controls, features, frames, *store_), tlb_(tlb),
       address_mask_(PagingState(mode, PagingControls{}, features).address_mask()) {
+  // Every table the kernel reaches through its direct map comes from lowmem: at boot all of
+  // them (the fixmap's PTE page included); afterwards all but HIGHPTE's PTE pages.
+  const uint64_t lowmem_frames = layout_.lowmem_bytes() >> kPageShift;
   for (int level = 1; level <= top_level(mode); ++level) {
-    editor_.set_table_frame_placement(level, layout_.table_frame_limit(level == 1 ? 2 : level));
+    editor_.set_table_frame_placement(level, lowmem_frames);
   }
   build_kernel_address_space();
   if (layout_.highpte()) {  // process PTE pages from high memory (the kernel's stay in lowmem)
