@@ -982,10 +982,9 @@ RemoveShadowsResult ShadowPaging::remove_shadows(uint64_t gfn, bool fast, Shadow
       set_upper(up, 0, pair, work);
       ++work.unhooked_entries;
     }
-    if (!fast && (frames_[gfn].shadow_flags & shadow_flag(t))) {
-      const uint32_t again = lookup(gfn, t, work);
-      if (again != kNoShadow) remove_references_to(again, work);
-    }
+    // Still shadowed (no up-pointer, or more parents): every reference goes (Xen's
+    // DO_UNSHADOW reuses the shadow it found; nothing was freed in between).
+    if (!fast && (frames_[gfn].shadow_flags & shadow_flag(t))) remove_references_to(id, work);
   }
   result.removed_all = !is_page_table(gfn);
   result.flush_needed = true;  // Xen flushes after every sh_remove_shadows
@@ -1063,7 +1062,6 @@ void ShadowPaging::for_each_shadow_entry_of(
       view.sentry_pa = pa_of(id) + 8 * i;
       view.sentry = memory_.read64(view.sentry_pa);
       if (is_fl1_type(p.type)) {
-        view.fl1 = true;
         view.gentry = ((gfn + i) << kPageShift) | pte::kPresent | pte::kWritable | pte::kUser |
                       pte::kAccessed | pte::kDirty;
       } else {

@@ -139,7 +139,6 @@ struct ShadowEntryView {
   uint64_t gentry = 0;       // L1: 4 KiB leaf in 64-bit layout; FL1: frame + all rights (the
                              // parent shadow L2 entry carries the PDE's rights)
   bool guest_pse = false;    // level 2: the guest entry is a superpage
-  bool fl1 = false;
   uint64_t child_gfn = 0;    // level > 1 and present: key of the shadow it points at
   ShadowType child_type = ShadowType::kNone;
 };

@@ -113,12 +113,9 @@ TEST_P(ShadowModes, FaultEveryPageInAndCompareWalks) {
     EXPECT_TRUE(sr.execute_disable || !gr.execute_disable);
     const auto leaf = m.editor.leaf(m.root, va);
     ASSERT_TRUE(leaf);
-    if (sr.writable) {
+    if (sr.writable) {  // and so: a page table or a clean page is never writable
       EXPECT_TRUE(leaf->value & pte::kDirty);
       EXPECT_FALSE(m.shadow.is_page_table(frame));
-    }
-    if (m.shadow.is_page_table(frame) || !(leaf->value & pte::kDirty)) {
-      EXPECT_FALSE(sr.writable);
     }
     EXPECT_EQ(s.translation.pat_index, g.translation.pat_index);
     EXPECT_EQ(s.translation.global, g.translation.global);
@@ -631,7 +628,7 @@ TEST_F(Faulted, StatisticsAreRegisteredUnderXenNames) {
   }
   const auto* lookups = reg.find("hv.shadow.shadow_hash_lookups");
   ASSERT_NE(lookups, nullptr);
-  EXPECT_EQ(*lookups->counter, m.shadow.hash().lookups);
+  EXPECT_EQ(lookups->counter, &m.shadow.hash().lookups);  // the live counter, not a copy
   EXPECT_GT(*lookups->counter, 0u);
   EXPECT_EQ(reg.find("hv.shadow.promotions")->counter[0], 4u);  // L4, L3, L2, L1 tables
   EXPECT_DOUBLE_EQ(reg.find("hv.shadow.pool_pages_in_use")->formula(), 4.0);
@@ -719,8 +716,9 @@ TEST(ShadowPaging, PrefetchRules) {
     if (mode == PagingMode::k32Bit) {
       EXPECT_EQ(faulted(1000), 23u);  // second shadow page
     }
-    EXPECT_TRUE(m.shadow_walk(base + 61 * kPageSize, Access::read(true)).ok() ||
-                m.access(0, base + 61 * kPageSize, Access::read(true)).result == Result::kOk);
+    // Prefetch does not stop at a clean (D=0) entry: it maps it read-only.
+    EXPECT_EQ(faulted(60), 31u);
+    EXPECT_TRUE(m.shadow_walk(base + 61 * kPageSize, Access::read(true)).ok());
   }
   ShadowParams p;
   p.prefetch = false;
@@ -813,7 +811,7 @@ TEST(ShadowPaging, ReclaimStageOneUnpinsUnusedTopLevels) {
   EXPECT_TRUE(stage1);
   EXPECT_EQ(m.shadow.stats().prealloc_1, 1u);
   EXPECT_EQ(m.shadow.stats().prealloc_2, 0u);
-  EXPECT_LE(m.shadow.pool().used_pages(), pool);
+  EXPECT_LT(m.shadow.pool().used_pages(), pool);  // the reclaim left room
 }
 
 TEST(ShadowPaging, ReclaimStageTwoUnhooksTheCurrentTables) {
