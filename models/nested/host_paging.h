@@ -108,8 +108,10 @@ struct HostTranslation {
   bool ignore_pat = false;  // EPT leaf bit 6
   bool dirty = true;        // D of the leaf after this translation (true when A/D is off)
   uint32_t npt_error_code = 0;  // NPT fault: EXITINFO1[31:0] (P, RW, US, RSV, ID)
-  std::array<HostRef, 4> refs{};
-  std::array<EntryWrite, 4> updates{};  // A/D updates (EPT with ept_ad, or NPT), when ok()
+  // Not value-initialised (only [0, ref_count) and [0, update_count) are meaningful), as the
+  // native WalkResult: the host walk runs up to six times per 2-D walk.
+  std::array<HostRef, 4> refs;
+  std::array<EntryWrite, 4> updates;  // A/D updates (EPT with ept_ad, or NPT), when ok()
 
   bool ok() const { return outcome == HostOutcome::kOk; }
 };

@@ -56,6 +56,17 @@ NestedTlb::NestedTlb(const TlbArrayParams& params, uint64_t seed) {
 }
 
 NestedTlb::Entry* NestedTlb::find(uint64_t root, uint64_t gpa) {
+  if (array_->sets() == 1) {  // fully associative: one pass; the smallest page wins, as below
+    Entry* best = nullptr;
+    array_->find(0, [&](Entry& x) {
+      if (x.valid && x.root == root && (gpa >> x.shift) == x.key &&
+          (!best || x.shift < best->shift)) {
+        best = &x;
+      }
+      return false;
+    });
+    return best;
+  }
   for (uint8_t shift : {12, 21, 30}) {
     const uint64_t key = gpa >> shift;
     Entry* e = array_->find(array_->set_of(key), [&](const Entry& x) {

@@ -235,11 +235,15 @@ NestedWalk NestedWalker::walk(const GuestMemory& guest_memory, const PagingState
   // 2. Each guest reference: its table's gPA through the host first, then the reference.
   std::array<uint64_t, 5> table_hpa{};
   std::array<uint8_t, 5> cold{};  // cold references of each table's host translation
+  // Whether the host lets the guest write each table (A/D updates): a guest PSC entry skips the
+  // host check of the table below it, so only a writable table may be cached.
+  std::array<bool, 5> table_writable{};
   for (uint8_t i = 0; i < gcount; ++i) {
     const PageTableRef& ref = grefs[i];
     const uint64_t frame_gpa = ref.entry_pa & kFrameMask;
     if (i == 0 && start.cached) {
       table_hpa[i] = start.table_hpa & kFrameMask;
+      table_writable[i] = true;  // only writable tables are cached
     } else {
       bool sets_ad = false;
       for (uint8_t u = 0; u < g.update_count; ++u) sets_ad |= g.updates[u].entry_pa == ref.entry_pa;
@@ -253,6 +257,7 @@ NestedWalk NestedWalker::walk(const GuestMemory& guest_memory, const PagingState
       }
       table_hpa[i] = h.hpa;
       cold[i] = h.cold_refs;
+      table_writable[i] = as_write || HostPageTables::allows(h.rwx, AccessKind::kWrite);
     }
     add_guest_ref(w, ref, table_hpa[i] | (ref.entry_pa & ~kFrameMask));
   }
@@ -286,6 +291,7 @@ NestedWalk NestedWalker::walk(const GuestMemory& guest_memory, const PagingState
         rights.execute_disable =
             rights.execute_disable || (nxe && (ref.value & pte::kExecuteDisable));
       }
+      if (!table_writable[i + 1]) break;  // a later walk must see the host refuse its A/D write
       guest_psc_.insert(va, ctx, guest, host.root(), ref.level, grefs[i + 1].entry_pa & kFrameMask,
                         table_hpa[i + 1], rights, static_cast<uint16_t>(prefix + cold[i + 1]));
     }

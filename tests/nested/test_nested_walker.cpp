@@ -17,6 +17,9 @@ using test::npt_params;
 using test::kData;
 using test::kData2;
 using test::kHostOffset;
+using test::kPd;
+using test::kPdpt;
+using test::kPml4;
 using test::kPt;
 using test::kUserTable;
 using test::kVa;
@@ -487,6 +490,35 @@ TEST(NestedWalker, StatisticsCountWalksReferencesAndFaults) {
   EXPECT_EQ(*registry.find("nested.nested_tlb.hits")->counter, 1u);
   EXPECT_DOUBLE_EQ(registry.find("nested.refs_per_walk")->formula(), (13.0 + 1 + 2) / 3);
   EXPECT_EQ(*registry.find("nested.saved.guest_psc")->counter, 19u + 19);
+}
+
+// A guest table the host maps read-only (EPT without A/D): a walk that must set D in it is an
+// EPT violation with every cache configuration, even after a read walk filled the caches (a
+// guest PSC entry must not let a later walk skip the host's check of that table).
+TEST(NestedWalker, AReadOnlyGuestTableFaultsTheDirtyUpdateWithCachesWarm) {
+  for (const bool guest_psc : {false, true}) {
+    NestedSystem sys(PagingMode::k4Level, ept_params(), PageSize::k4K,
+                     kUserTable | pte::kAccessed);
+    sys.guest_mem.write64(kPml4, kPdpt | kUserTable | pte::kAccessed);
+    sys.guest_mem.write64(kPdpt, kPd | kUserTable | pte::kAccessed);
+    sys.guest_mem.write64(kPd + 16, kPt | kUserTable | pte::kAccessed);
+    sys.builder.protect(kPt, kPageSize, ept::kRead | ept::kExecute);
+    NestedParams p = NestedParams::no_caches();
+    if (guest_psc) {
+      p.guest_psc = NestedParams{}.guest_psc;
+    } else {
+      p.nested_tlb = NestedParams{}.nested_tlb;
+    }
+    NestedWalker walker(p, 1);
+    const NestedWalk r = walker.walk(sys.guest_mem, sys.state, sys.host(), kVa,
+                                     Access::read(true));
+    ASSERT_TRUE(r.ok()) << guest_psc;
+    apply_updates(sys.guest_mem, sys.host_mem, r);
+    const NestedWalk w = walker.walk(sys.guest_mem, sys.state, sys.host(), kVa,
+                                     Access::write(true));
+    EXPECT_EQ(w.outcome, NestedOutcome::kHostViolation) << guest_psc;
+    EXPECT_EQ(w.fault.gpa & ~(kPageSize - 1), kPt) << guest_psc;
+  }
 }
 
 }  // namespace
