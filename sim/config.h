@@ -16,6 +16,7 @@
 
 #include "common/params.h"
 #include "guest/guest_kernel.h"
+#include "hv/hv_params.h"
 #include "memory/page_table_memory.h"
 #include "timed/tlb_shootdown.h"
 #include "tlb/paging_structure_cache.h"
@@ -38,6 +39,7 @@ struct VcpuParams {
 
 struct MachineParams {
   PagingMode paging_mode = PagingMode::k4Level;
+  Virtualization virtualization = Virtualization::kNative;
   uint32_t vcpus = 0;  // 0: one per trace stream
   PagingControls controls;
   CpuFeatures cpu;
@@ -52,6 +54,11 @@ struct MachineParams {
     v.choice("paging_mode", paging_mode, "paging mode simulated (wins over the trace's)",
              {{"32bit", PagingMode::k32Bit}, {"pae", PagingMode::kPae},
               {"4level", PagingMode::k4Level}, {"5level", PagingMode::k5Level}});
+    v.choice("virtualization", virtualization,
+             "how guest addresses are translated: the guest's tables (native), the "
+             "hypervisor's shadow tables (shadow; section hypervisor), or a 2-D walk (nested)",
+             {{"native", Virtualization::kNative}, {"shadow", Virtualization::kShadow},
+              {"nested", Virtualization::kNested}});
     v.value("vcpus", vcpus,
             "guest VCPUs (0: one per trace stream, each stream pinned to its own; fewer: the "
             "guest scheduler time-slices the streams)", Limits{0, 1024}, "VCPUs");
@@ -70,6 +77,16 @@ struct MachineParams {
     }
     if (memory.size_mib > (1ULL << (cpu.maxphyaddr - 20))) {
       throw ParamError("memory.size_mib", "guest memory must lie below 2^cpu.maxphyaddr");
+    }
+    if (virtualization == Virtualization::kShadow) {
+      if (controls.cr4_pcide) {
+        throw ParamError("controls.cr4_pcide",
+                         "shadow paging (Xen 2008) does not give the guest PCIDs; set it false");
+      }
+      if (paging_mode == PagingMode::k5Level) {
+        throw ParamError("paging_mode", "shadow paging has no 5-level shadows (Xen 2008 had "
+                         "none); use 32bit, pae or 4level");
+      }
     }
   }
 };
@@ -129,6 +146,7 @@ struct SimConfig {
   std::string description;  // free text, carried into the results
   MachineParams machine;
   GuestKernelParams guest;
+  HypervisorParams hypervisor;
   WorkloadParams workload;
   RunParams run;
 
@@ -137,6 +155,8 @@ struct SimConfig {
     v.value("description", description, "free text, copied into the results");
     v.group("machine", machine, "the simulated machine");
     v.group("guest", guest, "the guest kernel model (docs/guest.md)");
+    v.group("hypervisor", hypervisor,
+            "the hypervisor under machine.virtualization = shadow (docs/hypervisor.md)");
     v.group("workload", workload, "what the VCPUs run");
     v.group("run", run, "seed, limits, quantum, statistics regions");
   }

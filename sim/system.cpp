@@ -11,6 +11,7 @@
 #include "guest/address_folder.h"
 #include "guest/guest_kernel.h"
 #include "guest/kernel_memory_port.h"
+#include "hv/hypervisor.h"
 #include "memory/page_table_memory.h"
 #include "mmu/mmu.h"
 #include "paging/frame_allocator.h"
@@ -26,6 +27,26 @@ namespace {
 
 constexpr uint64_t kReservedLowFrames = 256;  // the first 1 MiB: firmware, never handed out
 
+// The shadow pool in 4 KiB pages: hypervisor.shadow_pool_mib, or xend's default of 1 MiB per
+// VCPU + 8 KiB per MiB of guest RAM (research §5), rounded up to the pool's 4-page unit; an
+// explicit size below what one fault can need is refused.
+uint64_t shadow_pool_pages(const SimConfig& config, unsigned vcpus) {
+  const PagingMode mode = config.machine.paging_mode;
+  const uint64_t minimum = ShadowPaging::min_pool_pages(mode, vcpus);
+  const uint32_t mib = config.hypervisor.shadow_pool_mib;
+  if (mib == 0) {
+    const uint64_t xend = uint64_t{vcpus} * 256 + config.machine.memory.size_mib * 2;
+    return std::max(minimum, (xend + 3) / 4 * 4);
+  }
+  const uint64_t pages = uint64_t{mib} * 256;
+  if (pages < minimum) {
+    throw Error(fmt::format("hypervisor.shadow_pool_mib: {} MiB ({} pages) cannot hold the "
+                            "shadows one fault may need with {} VCPUs: at least {} pages ({} "
+                            "MiB)", mib, pages, vcpus, minimum, (minimum + 255) / 256));
+  }
+  return pages;
+}
+
 }  // namespace
 
 struct System::Impl {
@@ -40,6 +61,8 @@ struct System::Impl {
   std::unique_ptr<KernelMemoryPort> port;
   std::unique_ptr<TlbShootdown> shootdown;
   std::unique_ptr<GuestKernel> kernel;
+  std::unique_ptr<Hypervisor> hypervisor;  // shadow paging only
+  std::unique_ptr<GuestMmLocks> mm_locks;  // shadow paging only
   std::unique_ptr<AddressFolders> folders;
   std::unique_ptr<RunControl> control;
   std::unique_ptr<GuestScheduler> scheduler;
@@ -59,8 +82,23 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
   s.manifest = load_workload(config.workload.trace);
   const int streams = static_cast<int>(s.manifest.streams.size());
   const int vcpus = m.vcpus ? static_cast<int>(m.vcpus) : streams;  // 0: one per stream
-  s.memory = std::make_unique<PageTableMemory>(m.memory, vcpus);
-  const uint64_t frames = s.memory->memory().frame_count();
+  const bool shadow = m.virtualization == Virtualization::kShadow;
+  // Shadow paging: machine memory is guest RAM, then the shadow pool above it.
+  const uint64_t frames = m.memory.size_mib * 256;  // guest RAM
+  const uint64_t pool_pages = shadow ? shadow_pool_pages(config, static_cast<unsigned>(vcpus)) : 0;
+  PageTableMemoryParams machine_memory = m.memory;
+  machine_memory.size_mib += (pool_pages + 255) / 256;
+  if (shadow && m.paging_mode != PagingMode::k4Level && machine_memory.size_mib > 4096) {
+    throw Error(fmt::format("machine.memory.size_mib: {} MiB of guest RAM plus a {}-page shadow "
+                            "pool do not fit below 4 GiB, where a PAE shadow's CR3 must point "
+                            "(32bit and pae guests); use at most {} MiB", m.memory.size_mib,
+                            pool_pages, 4096 - (pool_pages + 255) / 256));
+  }
+  s.memory = std::make_unique<PageTableMemory>(machine_memory, vcpus);
+  // What the guest sees in CPUID: Xen hides 1 GiB pages from shadowed guests (its shadow code
+  // has no 1 GiB shadows), so the guest kernel maps its direct map with 2 MiB pages instead.
+  CpuFeatures guest_cpu = m.cpu;
+  if (shadow) guest_cpu.page_1gb = false;
   if (frames <= kReservedLowFrames) {
     throw Error(fmt::format("machine.memory.size_mib: {} MiB leaves no frame above the first "
                             "MiB", m.memory.size_mib));
@@ -75,7 +113,7 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
   s.port = std::make_unique<KernelMemoryPort>(s.memory->memory(), m.paging_mode,
                                               m.controls.efer_nxe);
   s.shootdown = std::make_unique<TlbShootdown>(m.tlb_shootdown);
-  s.kernel = std::make_unique<GuestKernel>(m.paging_mode, m.controls, m.cpu, config.guest,
+  s.kernel = std::make_unique<GuestKernel>(m.paging_mode, m.controls, guest_cpu, config.guest,
                                            *s.frames, *s.port, *s.shootdown);
   s.port->attach(s.kernel.get());
   s.shootdown->attach(s.kernel.get(), &s.vcpus);
@@ -121,16 +159,23 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
       s.scheduler->wake(task);
     }
   }
+  if (shadow) {
+    s.hypervisor = std::make_unique<Hypervisor>(
+        s.memory->memory(), frames, frames, pool_pages, m.paging_mode,
+        static_cast<unsigned>(vcpus), config.hypervisor, config.run.seed * 7919 + 17);
+    s.mm_locks = std::make_unique<GuestMmLocks>();
+  }
   const MmuParams mmu_params{m.tlb, m.psc};
   for (int i = 0; i < vcpus; ++i) {
     s.mmus.push_back(std::make_unique<Mmu>(i, mmu_params, *s.memory,
                                            config.run.seed * 1000003 + static_cast<uint64_t>(i)));
     VcpuWiring wiring{s.mmus.back().get(), s.kernel.get(), s.scheduler.get(), s.folders.get(),
                       s.control.get(), s.shootdown.get(), s.port.get(),
-                      PagingState(m.paging_mode, m.controls, m.cpu), {},
-                      config.run.audit_tlb};
+                      PagingState(m.paging_mode, m.controls, guest_cpu), {},
+                      config.run.audit_tlb, s.hypervisor.get(), s.mm_locks.get()};
     s.vcpus.push_back(std::make_unique<Vcpu>(fmt::format("vcpu{}", i).c_str(), i, m.vcpu.cpi,
                                              std::move(wiring)));
+    if (s.hypervisor) s.hypervisor->attach(s.vcpus.back().get());
   }
 
   // Statistics: per VCPU, per PCPU, shared memory, run-wide.
@@ -144,6 +189,7 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
   s.shootdown->register_stats(StatsGroup(s.registry, "guest.tlb"));
   s.port->register_stats(StatsGroup(s.registry, "guest.port"));
   s.scheduler->register_stats(StatsGroup(s.registry, "guest.scheduler"));
+  if (s.hypervisor) s.hypervisor->register_stats(StatsGroup(s.registry, "hv"));
   StatsGroup sim(s.registry, "sim");
   sim.formula("makespan_cycles", [&s] { return static_cast<double>(s.makespan_cycles); },
               "cycles", "end of the last VCPU minus the start of the region of interest");
@@ -160,6 +206,7 @@ void System::run() {
   for (const auto& vcpu : s.vcpus) {
     if (!vcpu->error().empty()) throw Error(vcpu->error());
   }
+  if (s.hypervisor) s.hypervisor->audit_all();  // hypervisor.audit: every shadow, at the end
   const auto end = std::chrono::steady_clock::now();
   uint64_t last = 0;
   for (const auto& vcpu : s.vcpus) last = std::max(last, vcpu->finish_cycles());

@@ -1,6 +1,8 @@
 #include "guest/guest_kernel.h"
 
+
 #include <algorithm>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -27,12 +29,25 @@ const char* to_string(FaultKind kind) {
 class GuestKernel::CountingStore : public PageTableStore {
  public:
   CountingStore(PageTableStore& inner, uint64_t* counts) : inner_(inner), counts_(counts) {}
-  uint64_t read_entry(uint64_t pa, int width) override { return inner_.read_entry(pa, width); }
+  // Each access may wait in a hypervisor while other CPUs run other kernel operations (which
+  // set their own cause): the cause of this one is put back afterwards.
+  uint64_t read_entry(uint64_t pa, int width) override {
+    const Cause mine = cause;
+    const uint64_t value = inner_.read_entry(pa, width);
+    cause = mine;
+    return value;
+  }
   void write_entry(const EntryWrite& w) override {
+    const Cause mine = cause;
     ++counts_[cause];
     inner_.write_entry(w);
+    cause = mine;
   }
-  void zero_frame(uint64_t frame) override { inner_.zero_frame(frame); }
+  void zero_frame(uint64_t frame) override {
+    const Cause mine = cause;
+    inner_.zero_frame(frame);
+    cause = mine;
+  }
   Cause cause = kCauseFault;
 
  private:
@@ -210,9 +225,12 @@ uint32_t GuestKernel::fork(uint32_t parent_pid, uint64_t* instructions) {
 
 uint64_t GuestKernel::exec(uint32_t pid) {
   Process& p = process(pid);
-  drop_mm(p.mm);
-  p.mm = new_mm();
-  p.mm->users = 1;
+  // exec_mmap: the process has its new mm before the old one is torn down (the teardown can
+  // wait in a hypervisor, and other CPUs must never see the process without an mm).
+  std::shared_ptr<Mm> fresh = new_mm();
+  fresh->users = 1;
+  std::shared_ptr<Mm> old = std::exchange(p.mm, fresh);
+  drop_mm(old);
   ++execs_;
   return params_.costs.exec;
 }
@@ -244,11 +262,33 @@ void GuestKernel::drop_mm(std::shared_ptr<Mm>& mm) {
   tlb_.flush_mm(mm->id);
   ++flush_requests_;
   ++full_flush_requests_;
-  editor_.destroy_address_space(mm->root);
+  editor_.destroy_tables(mm->root);
   table_pages_freed_ += before - frames_.allocated_count();
+  if (root_cpus_[mm->root] == 0) {
+    free_root(mm->root);
+  } else {
+    dead_roots_.insert(mm->root);
+  }
   table_pages_per_mm_.sample(mm->peak_table_pages - 1);  // as Linux's VmPTE: without the PGD
   for (uint64_t f : frames) put_frame(f);
   mm.reset();
+}
+
+void GuestKernel::free_root(uint64_t root) {
+  const uint64_t before = frames_.allocated_count();
+  store_->cause = kCauseTeardown;
+  editor_.free_top_level(root);
+  table_pages_freed_ += before - frames_.allocated_count();
+  root_cpus_.erase(root);
+}
+
+void GuestKernel::switch_root(uint64_t old_root, uint64_t new_root) {
+  if (old_root == new_root) return;
+  if (new_root) ++root_cpus_[new_root];
+  if (!old_root) return;
+  if (--root_cpus_[old_root] > 0 || !dead_roots_.count(old_root)) return;
+  dead_roots_.erase(old_root);
+  free_root(old_root);
 }
 
 // --- VMAs -----------------------------------------------------------------------------------
@@ -674,7 +714,11 @@ FaultOutcome GuestKernel::page_fault(uint32_t pid, uint64_t va, uint32_t error_c
 // --- state and statistics -------------------------------------------------------------------
 
 uint64_t GuestKernel::cr3(uint32_t pid) const { return process(pid).mm->root; }
-uint32_t GuestKernel::mm_of(uint32_t pid) const { return process(pid).mm->id; }
+uint32_t GuestKernel::mm_of(uint32_t pid) const {
+  const Process& p = process(pid);
+  if (!p.mm) throw Error(fmt::format("guest kernel: process {} has no address space (torn down)", pid));
+  return p.mm->id;
+}
 bool GuestKernel::alive(uint32_t pid) const { return processes_.count(pid) != 0; }
 
 std::vector<Vma> GuestKernel::vmas(uint32_t pid) const {

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/params.h"
@@ -182,6 +183,11 @@ class GuestKernel {
   uint64_t mremap(uint32_t pid, uint64_t addr, uint64_t length, uint64_t new_addr,
                   uint64_t new_length);
 
+  // A CPU loaded `new_root` in CR3 in place of `old_root` (0: none). Linux frees an mm's top
+  // level (pgd_free, at mmdrop) only once no CPU has it loaded (lazy TLB mode keeps it), so a
+  // dead address space's top level is freed here when its last CPU switches away.
+  void switch_root(uint64_t old_root, uint64_t new_root);
+
   // A #PF the hardware raised for `pid` at `va` with `error_code`. Throws Error on a
   // segmentation fault (an access no VMA allows): a trace and the model disagree.
   FaultOutcome page_fault(uint32_t pid, uint64_t va, uint32_t error_code);
@@ -215,6 +221,7 @@ class GuestKernel {
   const Process& process(uint32_t pid) const;
   std::shared_ptr<Mm> new_mm();
   void drop_mm(std::shared_ptr<Mm>& mm);  // last user: exit_mmap
+  void free_root(uint64_t root);          // pgd_free
   Vma* find_vma(Mm& mm, uint64_t va);
   void insert_vma(Mm& mm, Vma vma);
   void split_at(Mm& mm, uint64_t address);
@@ -251,6 +258,8 @@ class GuestKernel {
     bool anon = false;      // anonymous (vs page cache): mprotect may make it writable again
   };
   std::unordered_map<uint64_t, FrameInfo> frame_info_;
+  std::unordered_map<uint64_t, int> root_cpus_;  // top level -> CPUs with it in CR3
+  std::unordered_set<uint64_t> dead_roots_;      // of exited mms, waiting for those CPUs
 
   uint64_t faults_[static_cast<int>(FaultKind::kCount)] = {};
   uint64_t error_codes_[32] = {};  // by P|W|U|RSVD|I

@@ -19,13 +19,16 @@ void KernelMemoryPort::attach(GuestKernel* kernel) {
 void KernelMemoryPort::enter(KernelCpu* cpu) {
   cpu_ = cpu;
   if (layout_ && layout_->has_kmap()) {
-    slots_[0].va = layout_->kmap_slot(cpu_->cpu_index(), KernelLayout::KmapType::kUser0);
-    slots_[1].va = layout_->kmap_slot(cpu_->cpu_index(), KernelLayout::KmapType::kPte0);
+    Slots& slots = slots_[cpu_->cpu_index()];
+    slots[0].va = layout_->kmap_slot(cpu_->cpu_index(), KernelLayout::KmapType::kUser0);
+    slots[1].va = layout_->kmap_slot(cpu_->cpu_index(), KernelLayout::KmapType::kPte0);
   }
 }
 
+void KernelMemoryPort::resume(KernelCpu* cpu) { cpu_ = cpu; }
+
 void KernelMemoryPort::leave() {
-  for (Slot& slot : slots_) {
+  for (Slot& slot : slots_[cpu_->cpu_index()]) {
     if (slot.frame == ~0ULL) continue;
     set_slot_pte(slot.va, 0);  // kunmap_atomic: kpte_clear_flush
     cpu_->kernel_invlpg(slot.va);
@@ -61,7 +64,7 @@ uint64_t KernelMemoryPort::address_of(uint64_t pa, KernelLayout::KmapType type) 
   if (!layout_->has_kmap()) {
     throw Error(fmt::format("guest kernel: physical {:#x} is outside the direct map", pa));
   }
-  Slot& slot = slots_[type == KernelLayout::KmapType::kPte0 ? 1 : 0];
+  Slot& slot = slots_[cpu_->cpu_index()][type == KernelLayout::KmapType::kPte0 ? 1 : 0];
   const uint64_t frame = pa >> kPageShift;
   if (slot.frame != frame) {
     if (slot.frame != ~0ULL) {  // the slot is reused: kunmap the old frame first

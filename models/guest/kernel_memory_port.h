@@ -10,7 +10,9 @@
 // directly.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <unordered_map>
 
 #include "common/stats.h"
 #include "guest/kernel_layout.h"
@@ -41,6 +43,9 @@ class KernelMemoryPort : public PageTableStore {
 
   // The CPU now in the kernel; until leave(), accesses are its loads and stores.
   void enter(KernelCpu* cpu);
+  // The CPU, back from a wait inside its kernel operation (a hypervisor trap lets other CPUs
+  // run, and enter the kernel), continues it: its kmap slots are as it left them.
+  void resume(KernelCpu* cpu);
   // The kernel operation is over: kunmap_atomic every slot still mapped; no CPU is in the
   // kernel (accesses go to memory directly).
   void leave();
@@ -70,7 +75,8 @@ class KernelMemoryPort : public PageTableStore {
     uint64_t va = 0;
     uint64_t frame = ~0ULL;  // mapped frame, ~0 when unmapped
   };
-  Slot slots_[2];  // KM_USER0, KM_PTE0 of the CPU in the kernel
+  using Slots = std::array<Slot, 2>;  // KM_USER0, KM_PTE0
+  std::unordered_map<int, Slots> slots_;  // per CPU (node-based: references stay valid)
 
   uint64_t loads_ = 0;
   uint64_t stores_ = 0;

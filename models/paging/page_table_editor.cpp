@@ -216,18 +216,14 @@ uint64_t PageTableEditor::create_address_space() {
 }
 
 void PageTableEditor::destroy_address_space(uint64_t root) {
+  destroy_tables(root);
+  free_top_level(root);
+}
+
+void PageTableEditor::destroy_tables(uint64_t root) {
   if (kernel_template_) {  // the user part only: the kernel's tables are shared
     const uint64_t user_end = is_ia32e(mode_) ? lower_half_last(mode_) + 1 : kernel_base_;
-    std::vector<uint64_t> detached = unmap(root, 0, user_end, true);
-    if (mode_ == PagingMode::kPae) {
-      for (uint64_t i = 0; (i << 30) < kernel_base_; ++i) {
-        const uint64_t pdpte = store_.read_entry(root + 8 * i, 8);
-        store(3, root + 8 * i, pdpte, 0);
-        detached.push_back((pdpte & address_mask_) >> kPageShift);
-      }
-    }
-    detached.push_back(root >> kPageShift);
-    release_tables(detached);
+    release_tables(unmap(root, 0, user_end, true));
     return;
   }
   std::vector<uint64_t> detached = unmap(root, 0, lower_half_last(mode_) + 1, true);
@@ -236,8 +232,16 @@ void PageTableEditor::destroy_address_space(uint64_t root) {
     const std::vector<uint64_t> upper = unmap(root, first, 0 - first, true);
     detached.insert(detached.end(), upper.begin(), upper.end());
   }
+  release_tables(detached);
+}
+
+// pgd_free: on PAE the page directories go with the PDPT (pgd_mop_up_pmds); the kernel's shared
+// one stays.
+void PageTableEditor::free_top_level(uint64_t root) {
+  std::vector<uint64_t> detached;
   if (mode_ == PagingMode::kPae) {
-    for (int i = 0; i < 4; ++i) {
+    for (uint64_t i = 0; i < 4; ++i) {
+      if (kernel_template_ && (i << 30) >= kernel_base_) break;
       const uint64_t pdpte = store_.read_entry(root + 8 * i, 8);
       if (!(pdpte & pte::kPresent)) continue;
       store(3, root + 8 * i, pdpte, 0);

@@ -87,8 +87,14 @@ class PageTableEditor {
   // template, the kernel part is shared instead (below).
   uint64_t create_address_space();
   // Unmaps everything, frees every table page including the top one; with a kernel template,
-  // only the user part: the kernel's tables are shared.
+  // only the user part: the kernel's tables are shared. The same as destroy_tables() then
+  // free_top_level().
   void destroy_address_space(uint64_t root);
+  // The two halves, as Linux splits them: exit_mmap frees the tables below the top level (the
+  // top level and, on PAE, its preallocated page directories stay, emptied), and pgd_free frees
+  // those once no CPU has the address space loaded.
+  void destroy_tables(uint64_t root);
+  void free_top_level(uint64_t root);
 
   // The kernel's own address space (Linux's swapper_pg_dir), built before any process. From
   // then on every new address space shares its kernel part, as pgd_alloc does: the present

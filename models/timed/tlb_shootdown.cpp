@@ -4,45 +4,72 @@
 
 namespace shadowsim {
 
-bool TlbShootdown::runs(Vcpu& vcpu, uint32_t mm) const {
-  if (&vcpu != initiator_ && !vcpu.running()) return false;  // idle or waiting: no IPI
+void TlbShootdown::enter(Vcpu* initiator) { initiator_ = initiator; }
+
+uint64_t TlbShootdown::take_initiator_cycles(const Vcpu& vcpu) {
+  const auto it = initiator_cycles_.find(&vcpu);
+  if (it == initiator_cycles_.end()) return 0;
+  const uint64_t c = it->second;
+  it->second = 0;
+  return c;
+}
+
+bool TlbShootdown::runs(const Vcpu& vcpu, const Vcpu* initiator, uint32_t mm) const {
+  if (&vcpu != initiator && !vcpu.running()) return false;  // idle or waiting: no IPI
   return kernel_->alive(vcpu.pid()) && kernel_->mm_of(vcpu.pid()) == mm;
 }
 
+// `flush(vcpu, local)` flushes one VCPU and returns the extra cycles a remote one is charged
+// (its exits under a hypervisor). The local flush may wait (a shadowed CR3 write takes the
+// shadow lock), and other VCPUs may enter the kernel meanwhile: the initiator is kept here.
 template <typename Flush>
 void TlbShootdown::shootdown(uint32_t mm, uint64_t local_cycles, Flush&& flush) {
+  Vcpu* const initiator = initiator_;
   int remotes = 0;
   for (auto& vcpu : *vcpus_) {
-    if (!runs(*vcpu, mm)) continue;
-    flush(*vcpu);
-    if (vcpu.get() == initiator_) {
+    if (!runs(*vcpu, initiator, mm)) continue;
+    if (vcpu.get() == initiator) {
+      flush(*vcpu, true);
+      initiator_ = initiator;
       ++local_flushes_;
-      initiator_cycles_ += local_cycles;
+      initiator_cycles_[initiator] += local_cycles;
     } else {
+      const uint64_t extra = flush(*vcpu, false);
       ++remotes;
       ++remote_flushes_;
-      vcpu->interrupt(params_.remote_handler_cycles + local_cycles);
+      vcpu->interrupt(params_.remote_handler_cycles + local_cycles + extra);
     }
   }
   if (remotes) {
     ++shootdowns_;
-    initiator_cycles_ += params_.ipi_cycles;
+    initiator_cycles_[initiator] += params_.ipi_cycles;
   }
 }
 
 void TlbShootdown::flush_pages(uint32_t mm, const std::vector<uint64_t>& pages) {
   ++generations_[mm];
   pages_flushed_ += pages.size();
-  shootdown(mm, pages.size() * params_.invlpg_cycles, [&](Vcpu& vcpu) {
-    for (uint64_t page : pages) vcpu.mmu().invlpg(page, vcpu.tlb_context());
+  shootdown(mm, pages.size() * params_.invlpg_cycles, [&](Vcpu& vcpu, bool local) {
+    uint64_t extra = 0;
+    for (uint64_t page : pages) {
+      if (local) {
+        vcpu.guest_invlpg(page);
+      } else {
+        extra += vcpu.remote_invlpg(page);
+      }
+    }
+    return extra;
   });
 }
 
 void TlbShootdown::flush_mm(uint32_t mm) {
   ++generations_[mm];
   ++full_flushes_;
-  shootdown(mm, params_.flush_cycles,
-            [&](Vcpu& vcpu) { vcpu.mmu().flush_non_global(vcpu.tlb_context()); });
+  shootdown(mm, params_.flush_cycles, [&](Vcpu& vcpu, bool local) -> uint64_t {
+    if (!local) return vcpu.remote_flush_tlb();
+    vcpu.guest_flush_tlb();
+    return 0;
+  });
 }
 
 void TlbShootdown::register_stats(StatsGroup g) {

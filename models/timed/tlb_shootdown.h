@@ -52,13 +52,11 @@ class TlbShootdown : public TlbShootdownSink {
     vcpus_ = vcpus;
   }
 
-  // The VCPU about to enter the kernel; after the call it collects its flush costs.
-  void enter(Vcpu* initiator) { initiator_ = initiator; }
-  uint64_t take_initiator_cycles() {
-    const uint64_t c = initiator_cycles_;
-    initiator_cycles_ = 0;
-    return c;
-  }
+  // The VCPU in the kernel from now on (entering it, or resuming its kernel operation after a
+  // wait in the hypervisor, during which other VCPUs may have entered); its flush costs are
+  // kept apart from other VCPUs' until it collects them.
+  void enter(Vcpu* initiator);
+  uint64_t take_initiator_cycles(const Vcpu& vcpu);
 
   // How many flushes of `mm` were asked for so far (Linux's mm tlb_gen): a CPU that switches an
   // mm in compares it with the generation its entries reflect.
@@ -74,13 +72,13 @@ class TlbShootdown : public TlbShootdownSink {
  private:
   template <typename Flush>
   void shootdown(uint32_t mm, uint64_t local_cycles, Flush&& flush);
-  bool runs(Vcpu& vcpu, uint32_t mm) const;
+  bool runs(const Vcpu& vcpu, const Vcpu* initiator, uint32_t mm) const;
 
   ShootdownParams params_;
   const GuestKernel* kernel_ = nullptr;
   std::vector<std::unique_ptr<Vcpu>>* vcpus_ = nullptr;
   Vcpu* initiator_ = nullptr;
-  uint64_t initiator_cycles_ = 0;
+  std::unordered_map<const Vcpu*, uint64_t> initiator_cycles_;
   std::unordered_map<uint32_t, uint64_t> generations_;
 
   uint64_t local_flushes_ = 0;

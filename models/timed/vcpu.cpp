@@ -22,7 +22,7 @@ Access access_of(RefKind kind) {
 }  // namespace
 
 Vcpu::Vcpu(sc_core::sc_module_name name, int id, double cpi, VcpuWiring wiring)
-    : sc_module(name), id_(id), w_(std::move(wiring)),
+    : sc_module(name), id_(id), w_(std::move(wiring)), hardware_state_(w_.paging),
       cpi_fixed_(static_cast<uint64_t>(cpi * 65536.0 + 0.5)) {
   SC_THREAD(run);
 }
@@ -69,19 +69,49 @@ uint64_t Vcpu::handle_fault(uint64_t va, const Access& access, const MmuResult& 
     throw Error(fmt::format("vcpu{}: {} of non-canonical address {:#x}", id_,
                             to_string(access.kind), va));
   }
-  ++page_faults_;
+  if (w_.hv) return handle_shadow_fault(va, access, first);
   w_.mmu->page_fault_invalidate(va, w_.tlb_context, w_.paging.mode());
-  enter_kernel();
-  const FaultOutcome handled = w_.kernel->page_fault(task_->pid, va, first.error_code);
-  const uint64_t kernel = leave_kernel(handled.instructions);
+  const uint64_t kernel = guest_page_fault(va, first.error_code);
   const MmuResult again = w_.mmu->translate(va, access, w_.paging, w_.tlb_context);
   if (again.outcome != WalkOutcome::kOk) {
     throw Error(fmt::format("vcpu{}: {} of {:#x} still faults ({}) after the guest kernel "
-                            "handled it as {}: a model bug", id_, to_string(access.kind), va,
-                            describe_error_code(again.error_code), to_string(handled.kind)));
+                            "handled it: a model bug", id_, to_string(access.kind), va,
+                            describe_error_code(again.error_code)));
   }
   unsynced_cycles_ += again.cycles;
   return kernel + again.cycles;  // the faulting lookup's cycles are the caller's
+}
+
+uint64_t Vcpu::guest_page_fault(uint64_t va, uint32_t error_code) {
+  ++page_faults_;
+  const uint64_t start = now_cycles();
+  enter_kernel(w_.kernel->mm_of(task_->pid));
+  const FaultOutcome handled = w_.kernel->page_fault(task_->pid, va, error_code);
+  leave_kernel(handled.instructions);
+  return now_cycles() - start;
+}
+
+// Under shadow paging the hardware walked the shadow tables: the fault exits to the hypervisor,
+// which fixes the shadow (the access is retried), or reflects a #PF to the guest kernel (which
+// handles it; the retry then faults in the shadows again, and the hypervisor fixes that), until
+// the access goes through.
+uint64_t Vcpu::handle_shadow_fault(uint64_t va, const Access& access, const MmuResult& first) {
+  const uint64_t start = now_cycles();
+  MmuResult r = first;
+  for (int round = 0; r.outcome != WalkOutcome::kOk; ++round) {
+    if (r.outcome != WalkOutcome::kPageFault || round == kMaxFaultRounds) {
+      throw Error(fmt::format("vcpu{}: {} of {:#x} still faults ({}) after {} rounds of shadow "
+                              "faults: a model bug", id_, to_string(access.kind), va,
+                              describe_error_code(r.error_code), round));
+    }
+    w_.mmu->page_fault_invalidate(va, w_.tlb_context, hardware_->mode());
+    const HvFaultResult h = w_.hv->page_fault(*this, va, access, r.error_code, nullptr);
+    if (h.kind == HvFaultResult::Kind::kInject) guest_page_fault(va, h.error_code);
+    r = w_.mmu->translate(va, access, *hardware_, w_.tlb_context);
+    unsynced_cycles_ += r.cycles;
+  }
+  if (w_.audit_tlb) audit_translation(va, access, r.pa);
+  return now_cycles() - start;  // the faulting lookup's cycles are the caller's
 }
 
 // A recorded OS event of the running task, applied to the guest kernel where it stands in the
@@ -93,7 +123,8 @@ uint64_t Vcpu::os_event(GuestTask& task, const OsEvent& e, bool* blocked) {
     *blocked = create_child(task, e.stream, e.how);
     return cycles_ - before;
   }
-  enter_kernel();
+  const uint64_t start = now_cycles();
+  enter_kernel(w_.kernel->mm_of(task.pid));
   GuestKernel& kernel = *w_.kernel;
   const uint32_t pid = task.pid;
   uint64_t instructions = 0;
@@ -135,7 +166,8 @@ uint64_t Vcpu::os_event(GuestTask& task, const OsEvent& e, bool* blocked) {
     case OsEventKind::kSwitch:  // a recorded schedule: not replayed
       break;
   }
-  return leave_kernel(instructions);  // kernel work and this VCPU's share of the flushes
+  leave_kernel(instructions);  // kernel work and this VCPU's share of the flushes
+  return now_cycles() - start;
 }
 
 uint64_t Vcpu::reference(const TraceRecord& r) {
@@ -155,31 +187,76 @@ void Vcpu::sync_now() {
   unsynced_cycles_ = 0;
   quantum_keeper_.sync();
   reset_sync_budget();
+  resume_kernel();  // other VCPUs ran meanwhile; inside a kernel operation it is ours again
 }
 
 // Every entry into the guest kernel touches state other VCPUs share (the kernel, page tables,
 // their TLBs through shootdowns): sync first, so it happens at global time = this VCPU's time.
-void Vcpu::enter_kernel() {
+void Vcpu::enter_kernel(uint32_t mm) {
   sync_now();
+  if (w_.mm_locks && mm) {
+    const uint64_t waited = w_.mm_locks->acquire(mm, id_, mm_lock_wake_);
+    if (waited) {
+      guest_lock_cycles_ += waited;
+      quantum_keeper_.reset();
+      reset_sync_budget();
+    }
+    locked_mm_ = mm;
+  }
+  in_kernel_ = true;
   w_.shootdown->enter(this);
   w_.port->enter(this);
 }
 
+void Vcpu::resume_kernel() {
+  if (!in_kernel_) return;
+  w_.shootdown->enter(this);
+  w_.port->resume(this);
+}
+
 uint64_t Vcpu::leave_kernel(uint64_t instructions) {
   w_.port->leave();  // kunmap_atomic of the slots still mapped
-  const uint64_t charged = kernel_cycles(instructions) + w_.shootdown->take_initiator_cycles();
+  const uint64_t charged = kernel_cycles(instructions) + w_.shootdown->take_initiator_cycles(*this);
   unsynced_cycles_ += charged;
+  in_kernel_ = false;
+  if (locked_mm_) {
+    sync_now();  // the release is seen by the waiters at this VCPU's time
+    w_.mm_locks->release(locked_mm_, id_);
+    locked_mm_ = 0;
+  }
   const uint64_t accesses = kernel_access_cycles_;  // already in local time
   kernel_access_cycles_ = 0;
   return charged + accesses;
 }
 
+void Vcpu::hv_lock_waited(uint64_t elapsed, uint64_t spinning) {
+  spin_cycles_ += spinning;
+  hypervisor_cycles_ += elapsed - spinning;
+  quantum_keeper_.reset();  // global time moved on while this VCPU waited
+  reset_sync_budget();
+}
+
 // A supervisor access of the kernel through this VCPU's MMU, then the page-table memory model;
-// its cycles go to local time now. The kernel's own mappings are always present, so a fault
-// here is a model bug (in native mode; a hypervisor will take these traps in shadow mode).
-void Vcpu::kernel_access(uint64_t va, uint64_t expected_pa, const Access& access) {
-  const MmuResult r = w_.mmu->translate(va, access, w_.paging, w_.tlb_context);
-  if (r.outcome != WalkOutcome::kOk || r.pa != expected_pa) {
+// its cycles go to local time now. The kernel's own mappings are always present in the guest,
+// so a guest page fault here is a model bug. Under shadow paging the access first syncs (guest
+// page tables are shared state), and a fault in the shadow tables exits to the hypervisor: it
+// fills the shadow (retry), or emulates the store (done: returns true).
+bool Vcpu::kernel_access(uint64_t va, uint64_t expected_pa, const Access& access,
+                         const GuestStore* store) {
+  if (w_.hv) sync_now();
+  for (int round = 0;; ++round) {
+    const MmuResult r = w_.mmu->translate(va, access, *hardware_, w_.tlb_context);
+    unsynced_cycles_ += r.cycles;
+    kernel_access_cycles_ += r.cycles;
+    kernel_access_cycles_total_ += r.cycles;
+    if (r.outcome == WalkOutcome::kOk && r.pa == expected_pa) break;
+    if (r.outcome == WalkOutcome::kPageFault && w_.hv && round < kMaxFaultRounds) {
+      w_.mmu->page_fault_invalidate(va, w_.tlb_context, hardware_->mode());
+      const HvFaultResult h = w_.hv->page_fault(*this, va, access, r.error_code, store);
+      resume_kernel();
+      if (h.kind == HvFaultResult::Kind::kEmulated) return true;
+      if (h.kind == HvFaultResult::Kind::kFixed) continue;
+    }
     throw Error(fmt::format("vcpu{}: the guest kernel's {} of {:#x} (physical {:#x}) {}: a model "
                             "bug", id_, to_string(access.kind), va, expected_pa,
                             r.outcome == WalkOutcome::kOk
@@ -187,23 +264,25 @@ void Vcpu::kernel_access(uint64_t va, uint64_t expected_pa, const Access& access
                                 : "faulted (" + describe_error_code(r.error_code) + ")"));
   }
   PageTableMemory& memory = w_.mmu->table_memory();
-  const uint64_t cycles = r.cycles + (access.kind == AccessKind::kWrite
-                                          ? memory.write(w_.mmu->pcpu(), expected_pa)
-                                          : memory.read(w_.mmu->pcpu(), expected_pa));
+  const uint64_t cycles = access.kind == AccessKind::kWrite
+                              ? memory.write(w_.mmu->pcpu(), expected_pa)
+                              : memory.read(w_.mmu->pcpu(), expected_pa);
   unsynced_cycles_ += cycles;
   kernel_access_cycles_ += cycles;
   kernel_access_cycles_total_ += cycles;
+  return false;
 }
 
 uint64_t Vcpu::kernel_load(uint64_t va, uint64_t expected_pa, int width) {
-  kernel_access(va, expected_pa, Access::read(false));
+  kernel_access(va, expected_pa, Access::read(false), nullptr);
   return w_.mmu->table_memory().memory().read(expected_pa, width);
 }
 
 bool Vcpu::kernel_store(uint64_t va, uint64_t expected_pa, int width, uint64_t value) {
-  kernel_access(va, expected_pa, Access::write(false));
+  const GuestStore store{expected_pa, width, value};
+  if (kernel_access(va, expected_pa, Access::write(false), &store)) return true;  // emulated
   w_.mmu->table_memory().memory().write(expected_pa, value, width);
-  return false;  // native: nothing traps (shadow mode will hand trapped stores to the emulator)
+  return false;
 }
 
 // The TLB audit: a translation the MMU gave (from the TLB or a walk) must be one the guest's
@@ -220,7 +299,42 @@ void Vcpu::audit_translation(uint64_t va, const Access& access, uint64_t pa) con
   }
 }
 
-void Vcpu::kernel_invlpg(uint64_t va) { w_.mmu->invlpg(va, w_.tlb_context); }
+void Vcpu::kernel_invlpg(uint64_t va) { guest_invlpg(va); }
+
+void Vcpu::guest_invlpg(uint64_t va) {
+  if (!w_.hv) {
+    w_.mmu->invlpg(va, w_.tlb_context);
+    return;
+  }
+  w_.hv->invlpg(*this, va);
+  resume_kernel();
+}
+
+// A full flush of the guest's non-global entries: Linux reloads CR3 (native_flush_tlb_local).
+void Vcpu::guest_flush_tlb() {
+  if (!w_.hv) {
+    w_.mmu->flush_non_global(w_.tlb_context);
+    return;
+  }
+  w_.hv->cr3_write(*this, w_.paging);
+  resume_kernel();
+}
+
+uint64_t Vcpu::remote_invlpg(uint64_t va) {
+  if (!w_.hv) {
+    w_.mmu->invlpg(va, w_.tlb_context);
+    return 0;
+  }
+  return w_.hv->remote_invlpg(*this, va);
+}
+
+uint64_t Vcpu::remote_flush_tlb() {
+  if (!w_.hv) {
+    w_.mmu->flush_non_global(w_.tlb_context);
+    return 0;
+  }
+  return w_.hv->remote_cr3_reload(*this);
+}
 
 // switch_mm. Without PCIDs a CR3 load flushes every non-global entry; Linux skips the load when
 // the mm stays the same. With PCIDs each CPU keeps its last kDynamicAsids mms tagged: switching
@@ -252,15 +366,22 @@ void Vcpu::switch_mm(uint32_t pid) {
     asids_[0] = Asid{mm, generation, ++asid_clock_};
     asid_ = 0;
   }
-  const uint64_t cr3 = w_.kernel->cr3(pid) | w_.tlb_context.pcid;
+  const uint64_t root = w_.kernel->cr3(pid);
+  const uint64_t cr3 = root | w_.tlb_context.pcid;
   if (!w_.paging.load_cr3(cr3, w_.mmu->memory())) {
     throw Error(fmt::format("vcpu{}: the address space's PDPTEs failed to load", id_));
   }
-  if (flush) {
+  if (w_.hv) {  // the CR3 write exits; the hypervisor loads the shadow root (a full flush)
+    w_.hv->cr3_write(*this, w_.paging);
+    resume_kernel();
+    ++cr3_flushes_;
+  } else if (flush) {
     w_.mmu->flush_non_global(w_.tlb_context);
     ++cr3_flushes_;
   }
   folder_ = &w_.folders->of(mm);
+  w_.kernel->switch_root(loaded_root_, root);  // the old top level may be freed now
+  loaded_root_ = root;
 }
 
 // The parent side of fork, vfork and clone: at this VCPU's time (it syncs first: the child and
@@ -276,8 +397,9 @@ bool Vcpu::create_child(GuestTask& task, uint32_t stream, StreamOrigin how) {
     return false;
   }
   it->created = true;
-  enter_kernel();
+  const uint64_t start = now_cycles();
   GuestKernel& kernel = *w_.kernel;
+  enter_kernel(kernel.alive(task.pid) ? kernel.mm_of(task.pid) : 0);
   uint64_t instructions = 0;
   uint32_t pid;
   const bool parent_alive = kernel.alive(task.pid);
@@ -299,7 +421,8 @@ bool Vcpu::create_child(GuestTask& task, uint32_t stream, StreamOrigin how) {
   child.pid = pid;
   child.vfork_parent = wait_for_child ? &task : nullptr;
   w_.scheduler->wake(&child);
-  cycles_ += leave_kernel(instructions);
+  leave_kernel(instructions);
+  cycles_ += now_cycles() - start;
   if (wait_for_child) w_.scheduler->block(&task);
   return wait_for_child;
 }
@@ -321,6 +444,7 @@ void Vcpu::run() {
       idle_cycles_ += sc_core::sc_time_stamp().value() - idle_since;
       task_ = task;
       const bool context_switch = last_task_ && last_task_ != task;
+      const uint64_t switch_start = now_cycles();
       if (context_switch) {  // schedule() and switch_to(): kernel work on this VCPU
         ++context_switches_;
         enter_kernel();
@@ -330,9 +454,8 @@ void Vcpu::run() {
           asids_[asid_].generation != w_.shootdown->generation(mm)) {
         switch_mm(task->pid);
       }
-      if (context_switch) {
-        cycles_ += leave_kernel(w_.scheduler->params().context_switch_instructions);
-      }
+      if (context_switch) leave_kernel(w_.scheduler->params().context_switch_instructions);
+      cycles_ += now_cycles() - switch_start;
       last_task_ = task;
       const Stop stop = run_task(*task);
       if (asid_ >= 0) asids_[asid_].generation = w_.shootdown->generation(asids_[asid_].mm);
@@ -458,6 +581,20 @@ void Vcpu::register_stats(StatsGroup g) {
             "cycles in TLB lookups, walks and page faults (kernel work included)");
   g.formula("translation_share", [this] { return ratio(translation_cycles_, cycles_); }, "ratio",
             "translation_cycles / cycles");
+  g.counter("hypervisor_cycles", &hypervisor_cycles_, "cycles",
+            "in the hypervisor: exits, the shadow fault path, emulation, flush IPIs (shadow "
+            "paging; part of cycles)");
+  g.counter("spin_cycles", &spin_cycles_, "cycles",
+            "spinning on the shadow lock while another VCPU held it (part of cycles)");
+  g.counter("guest_lock_cycles", &guest_lock_cycles_, "cycles",
+            "waiting for another VCPU's kernel operation on the same address space (part of "
+            "cycles)");
+  g.formula("guest_cycles",
+            [this] {
+              return static_cast<double>(cycles_) - static_cast<double>(hypervisor_cycles_) -
+                     static_cast<double>(spin_cycles_);
+            },
+            "cycles", "cycles - hypervisor_cycles - spin_cycles");
 }
 
 }  // namespace shadowsim

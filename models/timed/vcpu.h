@@ -23,8 +23,11 @@
 #include "guest/address_folder.h"
 #include "guest/guest_kernel.h"
 #include "guest/kernel_memory_port.h"
+#include "hv/hv_cpu.h"
+#include "hv/hypervisor.h"
 #include "mmu/mmu.h"
 #include "paging/paging_state.h"
+#include "timed/guest_mm_locks.h"
 #include "timed/guest_scheduler.h"
 #include "timed/run_control.h"
 #include "timed/tlb_shootdown.h"
@@ -40,12 +43,14 @@ struct VcpuWiring {
   RunControl* control = nullptr;
   TlbShootdown* shootdown = nullptr;   // carries out the kernel's TLB flushes on every VCPU
   KernelMemoryPort* port = nullptr;    // the kernel's page-table accesses come back here
-  PagingState paging;                  // mode, controls, CR3 of the address space running
+  PagingState paging;                  // the guest's mode, controls, CR3 of the address space
   TlbContext tlb_context;
   bool audit_tlb = false;              // check every translation against the guest's tables
+  Hypervisor* hv = nullptr;            // shadow paging: the hypervisor the VCPU exits to
+  GuestMmLocks* mm_locks = nullptr;    // shadow paging: kernel operations per mm serialised
 };
 
-class Vcpu : public sc_core::sc_module, public KernelCpu {
+class Vcpu : public sc_core::sc_module, public KernelCpu, public HvCpu {
  public:
   SC_HAS_PROCESS(Vcpu);
   Vcpu(sc_core::sc_module_name name, int id, double cpi, VcpuWiring wiring);
@@ -54,8 +59,35 @@ class Vcpu : public sc_core::sc_module, public KernelCpu {
   // Another VCPU's TLB shootdown interrupts this one: the handler's cycles are added to its time
   // before its next record.
   void interrupt(uint64_t cycles) { interrupt_cycles_ += cycles; }
-  const TlbContext& tlb_context() const { return w_.tlb_context; }
-  Mmu& mmu() { return *w_.mmu; }
+  const TlbContext& tlb_context() const override { return w_.tlb_context; }
+  Mmu& mmu() override { return *w_.mmu; }
+
+  // The guest kernel's TLB invalidations on this VCPU (TlbShootdown). Native: the instruction's
+  // effect on the PCPU. Shadow: INVLPG and the CR3 reload exit to the hypervisor. The remote
+  // forms run inside another VCPU's IPI, at its time, and return the cycles this VCPU's
+  // handler spends beyond the native handler (its exits).
+  void guest_invlpg(uint64_t va);
+  void guest_flush_tlb();
+  uint64_t remote_invlpg(uint64_t va);
+  uint64_t remote_flush_tlb();
+
+  // HvCpu: the hypervisor runs on this VCPU's thread and time.
+  int vcpu_index() const override { return id_; }
+  int pcpu_index() const override { return id_; }  // one PCPU per VCPU (for now)
+  void hv_sync() override { sync_now(); }
+  void hv_spend(uint64_t cycles) override {
+    unsynced_cycles_ += cycles;
+    hypervisor_cycles_ += cycles;
+  }
+  void hv_lock_waited(uint64_t elapsed, uint64_t spinning) override;
+  void hv_interrupt(uint64_t cycles) override {
+    interrupt_cycles_ += cycles;
+    hypervisor_cycles_ += cycles;
+  }
+  void load_hardware_state(const PagingState& state) override {
+    hardware_state_ = state;
+    hardware_ = &hardware_state_;
+  }
 
   // KernelCpu: the guest kernel's own loads and stores (page-table entries through the direct
   // map or a kmap slot), translated by this VCPU's MMU as supervisor accesses and costed by the
@@ -88,18 +120,28 @@ class Vcpu : public sc_core::sc_module, public KernelCpu {
   // flushes what the CPU may hold stale for it.
   void switch_mm(uint32_t pid);
   void sync_now();                               // global time = this VCPU's time
-  void enter_kernel();                           // sync, then name this VCPU the initiator
+  // Sync, then name this VCPU the initiator. Under shadow paging a kernel operation can wait in
+  // the hypervisor (at a trapped store), so it first takes the lock of the address space it
+  // changes (`mm`; 0: none), as Linux's mmap_lock and page-table locks keep two CPUs apart.
+  void enter_kernel(uint32_t mm = 0);
+  // Back in a kernel operation after a wait in the hypervisor: this VCPU is the one in the
+  // kernel again (others may have entered and left meanwhile).
+  void resume_kernel();
   // Adds the kernel work and flush costs to local time; returns every cycle of this kernel
   // entry (those and the kernel's own memory accesses), for accounting.
   uint64_t leave_kernel(uint64_t instructions);
-  void kernel_access(uint64_t va, uint64_t expected_pa, const Access& access);
+  // A #PF delivered to the guest kernel; returns its cycles.
+  uint64_t guest_page_fault(uint64_t va, uint32_t error_code);
+  // The kernel's own access; true when a store trapped and the hypervisor emulated it.
+  bool kernel_access(uint64_t va, uint64_t expected_pa, const Access& access,
+                     const GuestStore* store);
   // A create event: the kernel makes the process; returns true when this task blocks (vfork).
   bool create_child(GuestTask& task, uint32_t stream, StreamOrigin how);
   void release_vfork_parent(GuestTask& task);
   uint64_t reference(const TraceRecord& r);  // cycles of all translations of one record
   // Translates one page and adds its cycles to local time; inline: the TLB-hit path.
   uint64_t translate_page(uint64_t va, const Access& access) {
-    const MmuResult r = w_.mmu->translate(va, access, w_.paging, w_.tlb_context);
+    const MmuResult r = w_.mmu->translate(va, access, *hardware_, w_.tlb_context);
     unsynced_cycles_ += r.cycles;
     if (r.outcome != WalkOutcome::kOk) return r.cycles + handle_fault(va, access, r);
     if (w_.audit_tlb) audit_translation(va, access, r.pa);
@@ -107,6 +149,7 @@ class Vcpu : public sc_core::sc_module, public KernelCpu {
   }
   void audit_translation(uint64_t va, const Access& access, uint64_t pa) const;
   uint64_t handle_fault(uint64_t va, const Access& access, const MmuResult& first);
+  uint64_t handle_shadow_fault(uint64_t va, const Access& access, const MmuResult& first);
   // Applies a recorded OS event; returns its cycles; sets *blocked when the task must wait.
   uint64_t os_event(GuestTask& task, const OsEvent& e, bool* blocked);
   uint64_t now_cycles() const;
@@ -115,8 +158,18 @@ class Vcpu : public sc_core::sc_module, public KernelCpu {
 
   uint64_t instruction_cycles(uint64_t instructions);
   uint64_t kernel_cycles(uint64_t instructions);  // the same, counted as kernel work
+  // A shadow fault that keeps coming back this often without progress is a model bug.
+  static constexpr int kMaxFaultRounds = 64;
+
   int id_;
   VcpuWiring w_;
+  // What the hardware walks: the guest's state (native, nested) or, under shadow paging, the
+  // VCPU's shadow root the hypervisor loaded.
+  PagingState hardware_state_;
+  const PagingState* hardware_ = &w_.paging;
+  bool in_kernel_ = false;
+  uint32_t locked_mm_ = 0;
+  sc_core::sc_event mm_lock_wake_;  // the address space whose guest lock this VCPU holds (0: none)
   GuestTask* task_ = nullptr;        // running now
   GuestTask* last_task_ = nullptr;   // ran last on this VCPU
   AddressFolder* folder_ = nullptr;  // of the current address space
@@ -127,6 +180,7 @@ class Vcpu : public sc_core::sc_module, public KernelCpu {
   };
   Asid asids_[kDynamicAsids];
   int asid_ = -1;  // slot of the mm loaded now
+  uint64_t loaded_root_ = 0;  // top-level table in CR3 (0: none yet)
   uint64_t asid_clock_ = 0;
 
   uint64_t interrupt_cycles_ = 0;  // shootdown handlers not yet charged
@@ -155,6 +209,9 @@ class Vcpu : public sc_core::sc_module, public KernelCpu {
   uint64_t idle_cycles_ = 0;
   uint64_t cycles_ = 0;
   uint64_t translation_cycles_ = 0;
+  uint64_t hypervisor_cycles_ = 0;  // exits, the fault path, emulation (shadow paging)
+  uint64_t spin_cycles_ = 0;        // waiting for the shadow lock held by another VCPU
+  uint64_t guest_lock_cycles_ = 0;  // waiting for another VCPU's kernel operation on an mm
 };
 
 }  // namespace shadowsim

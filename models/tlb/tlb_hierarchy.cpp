@@ -247,9 +247,9 @@ void TlbHierarchy::invlpg(uint64_t va, const TlbContext& ctx) {
 
 void TlbHierarchy::page_fault_invalidate(uint64_t va, const TlbContext& ctx) {
   const TlbContext t = tag(ctx);
-  itlb_.invalidate_address(va, t, false);
-  dtlb_.invalidate_address(va, t, false);
-  stlb_.invalidate_address(va, t, false);
+  itlb_.invalidate_address(va, t, true);
+  dtlb_.invalidate_address(va, t, true);
+  stlb_.invalidate_address(va, t, true);
 }
 
 void TlbHierarchy::invpcid(int type, uint64_t va, const TlbContext& ctx) {

@@ -109,8 +109,11 @@ class TlbHierarchy {
   void flush_vpid(uint16_t vpid);                    // INVVPID single-context; MOV to CR4 (PGE)
   void flush_non_global(const TlbContext& ctx);      // MOV to CR3: ctx.pcid's non-global entries
   void invlpg(uint64_t va, const TlbContext& ctx);   // va's page: ctx.pcid's and global entries
-  // Delivering a #PF for va invalidates the TLB entries for its page that belong to the current
-  // PCID (SDM vol. 3A §4.10.4.1, "page faults invalidate entries"); not counted as a flush.
+  // Delivering a #PF for va invalidates the TLB entries for its page: the current PCID's and
+  // global ones (SDM vol. 3A §4.10.3.1 of the 2009 edition: a page fault invalidates "any TLB
+  // entry for that address's page number", so that the fault "will not recur ... if it would
+  // not be caused by the contents of the paging structures in memory"; a hypervisor that makes
+  // a global kernel page writable relies on it); not counted as a flush.
   void page_fault_invalidate(uint64_t va, const TlbContext& ctx);
   // INVPCID (ctx.pcid is the descriptor's PCID): 0 individual address (not global entries),
   // 1 single context (not global), 2 all contexts with globals, 3 all contexts but globals.

@@ -291,7 +291,12 @@ R 0x10000010 8
     EXPECT_EQ(stat(*s, "guest.faults.file_around"), 1);
     EXPECT_EQ(stat(*s, "guest.execs"), 1);
     EXPECT_EQ(stat(*s, "guest.exits"), 1);
-    EXPECT_EQ(stat(*s, "guest.table_pages_allocated"), stat(*s, "guest.table_pages_freed"));
+    // Everything is freed but the exited process's top level, which stays while the VCPU has
+    // it in CR3 (Linux frees a PGD at mmdrop, once no CPU uses it lazily): the PML4, or on PAE
+    // the PDPT with its three user page directories (the kernel's is shared).
+    const double still_loaded = std::string(mode) == "pae" ? 4 : 1;
+    EXPECT_EQ(stat(*s, "guest.table_pages_allocated"),
+              stat(*s, "guest.table_pages_freed") + still_loaded);
     EXPECT_GT(stat(*s, "guest.tlb.pages_flushed"), 0);  // mprotect and munmap flushed
     EXPECT_GT(stat(*s, "guest.tlb.local_flushes"), 0);
     EXPECT_EQ(stat(*s, "guest.tlb.shootdowns"), 0);  // one VCPU: nobody to interrupt
@@ -394,7 +399,8 @@ TEST_F(SystemTest, BrkDoesNotGrowIntoAMappingAndForkedFramesSurviveTheParent) {
        "created": "fork"}]})");
   const auto s = run(R"({"workload": {"trace": "w.json"}, "guest": {"implicit_vmas": false}})");
   EXPECT_EQ(stat(*s, "guest.refused_brks"), 1);
-  EXPECT_EQ(stat(*s, "guest.table_pages_allocated"), stat(*s, "guest.table_pages_freed"));
+  // Both processes' PML4s stay loaded on their VCPUs after their exits (freed at mmdrop).
+  EXPECT_EQ(stat(*s, "guest.table_pages_allocated"), stat(*s, "guest.table_pages_freed") + 2);
 }
 
 TEST_F(SystemTest, CorruptTraceIsReportedWithFileAndLine) {

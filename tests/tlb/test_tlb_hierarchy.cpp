@@ -113,6 +113,15 @@ TEST_F(Hierarchy, APageFaultInvalidatesThePagesNonGlobalEntriesWithoutCountingAF
   EXPECT_EQ(tlb.dirty_rewalks(), 0u);
 }
 
+TEST_F(Hierarchy, APageFaultInvalidatesAGlobalEntryOfThePageToo) {
+  fill(0xffff888000185000, global_page(0xffff888000185000, 0x185000));
+  fill(0xffff888000186000, global_page(0xffff888000186000, 0x186000));
+  tlb.page_fault_invalidate(0xffff888000185ff0, TlbContext{});
+  EXPECT_EQ(read(0xffff888000185000).result, Result::kMiss)
+      << "a stale global entry would make the fault recur after the tables allow the access";
+  EXPECT_EQ(read(0xffff888000186000).result, Result::kHit);
+}
+
 TEST_F(Hierarchy, FetchesUseTheItlbAndAnStlbHitRefillsTheL1) {
   fill(0x400000, page(0x400000, 0x9000));  // a read: DTLB and STLB
   const TlbLookup f = fetch(0x400010);

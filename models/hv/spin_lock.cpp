@@ -1,4 +1,4 @@
-#include "timed/spin_lock.h"
+#include "hv/spin_lock.h"
 
 #include <algorithm>
 

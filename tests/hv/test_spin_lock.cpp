@@ -1,4 +1,4 @@
-// The shadow lock (models/timed/spin_lock.h) in simulated time: uncontended and hand-off costs,
+// The shadow lock (models/hv/spin_lock.h) in simulated time: uncontended and hand-off costs,
 // the TTAS race rule and its determinism, ticket FIFO order, reader/writer sharing and writer
 // preference, statistics against hand-computed values, and model-bug errors. Every test
 // elaborates its own SystemC context; the VCPUs are spawned threads following a script.
@@ -18,7 +18,7 @@
 #include "common/rng.h"
 #include "common/stats.h"
 #include "timed/systemc_context.h"
-#include "timed/spin_lock.h"
+#include "hv/spin_lock.h"
 
 namespace shadowsim {
 namespace {

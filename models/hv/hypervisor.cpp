@@ -1,0 +1,538 @@
+#include "hv/hypervisor.h"
+
+#include <fmt/format.h>
+#include <systemc>
+
+#include "common/error.h"
+#include "mmu/mmu.h"
+#include "paging/guest_memory.h"
+#include "shadow/shadow_entry.h"
+
+namespace shadowsim {
+
+const char* to_string(Virtualization v) {
+  switch (v) {
+    case Virtualization::kNative: return "native";
+    case Virtualization::kShadow: return "shadow";
+    case Virtualization::kNested: return "nested";
+  }
+  return "?";
+}
+
+const char* to_string(StrategyKind kind) {
+  switch (kind) {
+    case StrategyKind::kLocked: return "locked";
+    case StrategyKind::kUnlocked: return "unlocked";
+    case StrategyKind::kUnlockedRewalk: return "unlocked-rewalk";
+    case StrategyKind::kUnlockedCompare: return "unlocked-compare";
+    case StrategyKind::kAutoUp: return "auto-up";
+    case StrategyKind::kUnlockedNocheck: return "unlocked-nocheck";
+  }
+  return "?";
+}
+
+namespace {
+
+uint64_t now_cycles() { return sc_core::sc_time_stamp().value(); }
+
+}  // namespace
+
+Hypervisor::Hypervisor(GuestMemory& memory, uint64_t guest_frames, uint64_t pool_first_frame,
+                       uint64_t pool_pages, PagingMode guest_mode, unsigned vcpus,
+                       const HypervisorParams& params, uint64_t seed)
+    : memory_(memory),
+      params_(params),
+      shadows_(memory, guest_frames, pool_first_frame, pool_pages, guest_mode, vcpus,
+               params.shadow),
+      lock_(make_spin_lock("shadow_lock", params.lock, seed)),
+      strategy_(make_walk_strategy(params.strategy, vcpus)),
+      vcpus_(vcpus) {
+  if (params.audit) auditor_ = std::make_unique<ShadowAuditor>(shadows_, params.audit_history);
+}
+
+Hypervisor::~Hypervisor() = default;
+
+void Hypervisor::attach(HvCpu* cpu) { vcpus_.at(static_cast<size_t>(cpu->vcpu_index())).cpu = cpu; }
+
+// ---------------------------------------------------------------------------------------------
+// Costs, exits, flushes
+
+void Hypervisor::charge(HvCpu& cpu, const ShadowWork& w) {
+  const HvCosts& c = params_.costs;
+  const uint64_t cycles =
+      uint64_t{w.hash_lookups} * c.hash_lookup_cycles +
+      uint64_t{w.hash_chain_steps} * c.hash_chain_step_cycles +
+      uint64_t{w.hash_inserts + w.hash_deletes} * c.hash_update_cycles +
+      uint64_t{w.p2m_lookups} * c.p2m_lookup_cycles +
+      uint64_t{w.guest_entries_read} * c.guest_entry_read_cycles +
+      uint64_t{w.guest_entries_written} * c.guest_entry_cmpxchg_cycles +
+      uint64_t{w.shadow_entries_read} * c.shadow_entry_read_cycles +
+      uint64_t{w.shadow_entries_written} * c.shadow_entry_write_cycles +
+      uint64_t{w.pages_allocated} * c.page_alloc_cycles +
+      uint64_t{w.pages_freed} * c.page_free_cycles +
+      uint64_t{w.shadows_created} * c.shadow_create_cycles +
+      uint64_t{w.shadows_destroyed} * c.shadow_destroy_cycles +
+      uint64_t{w.promotions + w.demotions} * c.promotion_cycles +
+      uint64_t{w.heuristic_probes} * c.heuristic_probe_cycles +
+      uint64_t{w.bf_shadows_scanned} * c.brute_force_shadow_cycles +
+      uint64_t{w.bf_entries_scanned} * c.brute_force_entry_cycles +
+      uint64_t{w.write_mappings_removed} * c.write_mapping_removed_cycles +
+      uint64_t{w.validations} * c.validation_cycles;
+  cpu.hv_spend(cycles);
+}
+
+void Hypervisor::flush_pcpu_tlb(HvCpu& cpu) {
+  cpu.mmu().tlbs().flush_all();
+  cpu.mmu().pscs().flush_all();
+}
+
+// Without VPID the TLB cannot tell guest from host entries: every exit and entry flushes it.
+void Hypervisor::vm_exit(HvCpu& cpu, ExitReason reason) {
+  ++stats_.exits[static_cast<int>(reason)];
+  cpu.hv_spend(params_.costs.vmexit_cycles + params_.costs.exit_dispatch_cycles);
+  if (!params_.vpid) flush_pcpu_tlb(cpu);
+}
+
+void Hypervisor::vm_entry(HvCpu& cpu) { cpu.hv_spend(params_.costs.vmentry_cycles); }
+
+uint64_t Hypervisor::remote_exit(HvCpu& cpu, ExitReason reason) {
+  ++stats_.exits[static_cast<int>(reason)];
+  if (!params_.vpid) flush_pcpu_tlb(cpu);
+  return params_.costs.vmexit_cycles + params_.costs.exit_dispatch_cycles +
+         params_.costs.vmentry_cycles;
+}
+
+// flush_tlb_mask(domain_dirty_cpumask): every PCPU that ran a VCPU of the domain (here: every
+// VCPU's PCPU) loses its TLB entries, at the initiator's time; the others run an IPI handler.
+void Hypervisor::flush_domain(HvCpu& cpu) {
+  ++stats_.domain_flushes;
+  bool remote = false;
+  for (VcpuState& v : vcpus_) {
+    if (!v.cpu) continue;
+    flush_pcpu_tlb(*v.cpu);
+    if (v.cpu == &cpu) continue;
+    v.cpu->hv_interrupt(params_.costs.flush_handler_cycles);
+    remote = true;
+  }
+  cpu.hv_spend(params_.costs.local_flush_cycles + (remote ? params_.costs.flush_ipi_cycles : 0));
+}
+
+void Hypervisor::bump(HvCpu& cpu, BumpCause cause) {
+  ++version_;
+  bumps_[version_ % kBumpLog] = Bump{cause, static_cast<unsigned>(cpu.vcpu_index())};
+  ++stats_.version_bumps[static_cast<int>(cause)];
+  cpu.hv_spend(params_.costs.version_bump_cycles);
+  note(cpu, fmt::format("version -> {} ({})", version_,
+                        cause == BumpCause::kEmulatedWrite ? "emulated write"
+                                                           : "write access removed"));
+}
+
+uint32_t Hypervisor::access_pfec(const Access& access) const {
+  uint32_t pfec = 0;
+  if (access.kind == AccessKind::kWrite) pfec |= pfec::kWrite;
+  if (access.kind == AccessKind::kFetch) pfec |= pfec::kFetch;
+  if (access.user) pfec |= pfec::kUser;
+  return pfec;
+}
+
+void Hypervisor::note(HvCpu& cpu, const std::string& what) {
+  if (auditor_) auditor_->note(now_cycles(), cpu.vcpu_index(), what);
+}
+
+void Hypervisor::audit_frames(HvCpu& cpu, const std::vector<uint64_t>& gfns, const char* when) {
+  if (!auditor_) return;
+  auditor_->check_frames(gfns, fmt::format("checked by vcpu{} at t={} after {}",
+                                           cpu.vcpu_index(), now_cycles(), when));
+}
+
+void Hypervisor::audit_all() {
+  if (auditor_) auditor_->check_all("full audit");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps the strategies call
+
+void Hypervisor::lock(HvCpu& cpu) {
+  cpu.hv_sync();
+  const uint64_t elapsed = lock_->acquire({cpu.vcpu_index(), cpu.pcpu_index()});
+  const uint64_t uncontended = params_.lock.atomic_cycles + params_.lock.transfer_cycles;
+  cpu.hv_lock_waited(elapsed, elapsed > uncontended ? elapsed - uncontended : 0);
+  note(cpu, "lock");
+}
+
+void Hypervisor::unlock(HvCpu& cpu) {
+  cpu.hv_sync();
+  note(cpu, "unlock");
+  cpu.hv_spend(lock_->release({cpu.vcpu_index(), cpu.pcpu_index()}));
+}
+
+uint64_t Hypervisor::read_version(ShadowFault& f) {
+  f.cpu.hv_sync();
+  f.cpu.hv_spend(params_.costs.version_read_cycles);
+  return version_;
+}
+
+void Hypervisor::guest_walk(ShadowFault& f) {
+  f.cpu.hv_sync();
+  ShadowWork w;
+  f.walk = shadows_.guest_walk(f.vcpu, f.va, f.access, w);
+  if (f.walk.ok()) shadows_.apply_walk_ad(f.walk, w);
+  charge(f.cpu, w);
+  note(f.cpu, f.walk.ok() ? fmt::format("guest walk {:#x}: frame {:#x}, leaf {:#x}", f.va,
+                                        f.walk.gfn, f.walk.l1e)
+                          : fmt::format("guest walk {:#x}: #PF {}", f.va,
+                                        describe_error_code(f.walk.result.error_code)));
+}
+
+bool Hypervisor::remove_write_accesses(ShadowFault& f, bool bump_version) {
+  f.cpu.hv_sync();
+  ShadowWork w;
+  const bool removed = shadows_.gw_remove_write_accesses(f.walk, w);
+  charge(f.cpu, w);
+  if (!removed) return false;
+  ++stats_.rm_write_flush_tlb;
+  note(f.cpu, "write access removed from the walk's tables");
+  if (bump_version && params_.bump.write_access_removal) {
+    bump(f.cpu, BumpCause::kWriteAccessRemoval);
+  }
+  flush_domain(f.cpu);
+  return true;
+}
+
+void Hypervisor::remove_write_access_per_level(ShadowFault& f) {
+  const auto& l = f.walk.levels;
+  const ShadowMode mode = shadows_.mode();
+  for (int level = 3; level >= 1; --level) {
+    if (!l[level].valid) continue;
+    if (level == 3 && mode != ShadowMode::k4on4) continue;  // PAE L3: the CR3-time snapshot
+    if (level == 2 && mode == ShadowMode::k2on3) continue;  // 32-bit L2: the top level
+    if (level == 1 && f.walk.pse) continue;
+    f.cpu.hv_sync();
+    ShadowWork w;
+    const bool removed = shadows_.remove_write_access(f.vcpu, l[level].table_gfn, level, f.va, w);
+    charge(f.cpu, w);
+    if (!removed) continue;
+    ++stats_.rm_write_flush_tlb;
+    note(f.cpu, fmt::format("write access removed from L{} table {:#x}", level,
+                            l[level].table_gfn));
+    flush_domain(f.cpu);
+  }
+}
+
+bool Hypervisor::check_walk(ShadowFault& f, uint64_t since) {
+  f.cpu.hv_sync();
+  if (since != ~0ULL) {  // which bumps the window saw, each cause counted once
+    if (version_ - since > kBumpLog) {
+      ++stats_.recheck_unknown_cause;
+    } else {
+      bool seen[2][2] = {{false, false}, {false, false}};
+      for (uint64_t n = since + 1; n <= version_; ++n) {
+        const Bump& b = bumps_[n % kBumpLog];
+        seen[static_cast<int>(b.cause)][b.vcpu != f.vcpu ? 1 : 0] = true;
+      }
+      for (int c = 0; c < 2; ++c) {
+        for (int o = 0; o < 2; ++o) stats_.recheck_cause[c][o] += seen[c][o];
+      }
+    }
+  }
+  ShadowWork w;
+  const bool same = shadows_.check_gwalk(f.walk, w);
+  charge(f.cpu, w);
+  note(f.cpu, same ? "re-check: walk still good" : "re-check: walk changed");
+  return same;
+}
+
+void Hypervisor::record_walk(ShadowFault& f) {
+  if (!shadows_.gfn_is_ram(f.walk.gfn)) {  // step A7: the model's guests touch RAM only
+    throw Error(fmt::format("vcpu{}: guest walk of {:#x} reached frame {:#x} beyond guest RAM",
+                            f.vcpu, f.va, f.walk.gfn));
+  }
+  shadows_.vtlb(f.vcpu).insert(f.va, f.walk.gfn, access_pfec(f.access));
+  f.cpu.hv_spend(params_.costs.p2m_lookup_cycles + params_.costs.vtlb_cycles);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shadow #PF (research §2)
+
+HvFaultResult Hypervisor::page_fault(HvCpu& cpu, uint64_t va, const Access& access,
+                                     uint32_t error_code, const GuestStore* store) {
+  const uint64_t start = now_cycles();
+  ++stats_.shadow_fault;
+  vm_exit(cpu, ExitReason::kPageFault);
+  const unsigned v = static_cast<unsigned>(cpu.vcpu_index());
+  HvFaultResult result{HvFaultResult::Kind::kFixed};
+
+  VcpuState& state = vcpus_.at(v);
+  if (store && error_code == (pfec::kPresent | pfec::kWrite) && state.emulated_valid &&
+      state.emulated_page == va >> kPageShift &&
+      state.emulated_generation == shadows_.shadow_freed_generation()) {
+    ++stats_.fast_emulate;  // A1: the frame written last time: straight to the emulator
+    emulate(cpu, va, *store);
+    result.kind = HvFaultResult::Kind::kEmulated;
+  } else if ((error_code & pfec::kReserved) && shadows_.magic_enabled()) {
+    result = fast_not_present(cpu, va, access, error_code);  // A2
+  } else {
+    ShadowFault f{cpu, v, va, access, error_code, {}};
+    const WalkVerdict verdict = strategy_->walk(*this, f);
+    if (verdict == WalkVerdict::kInject) {
+      ++stats_.bail_real_fault;
+      result = {HvFaultResult::Kind::kInject, f.walk.result.error_code};
+    } else if (verdict == WalkVerdict::kRetry) {
+      ++stats_.refaults;
+    } else {
+      result = fix(f, store);
+    }
+  }
+  vm_entry(cpu);
+  cpu.hv_sync();
+  fault_cycles_.sample(now_cycles() - start);
+  return result;
+}
+
+// A2: a magic guest-not-present shadow L1 entry: reflect the fault to the guest without the
+// lock, or, if the entry is no longer magic (another VCPU fixed it), let the guest retry.
+HvFaultResult Hypervisor::fast_not_present(HvCpu& cpu, uint64_t va, const Access& access,
+                                           uint32_t error_code) {
+  cpu.hv_sync();
+  const unsigned v = static_cast<unsigned>(cpu.vcpu_index());
+  const WalkResult now = walk(memory_, shadows_.shadow_state(v), va, access);
+  cpu.hv_spend(uint64_t{now.ref_count} * params_.costs.shadow_entry_read_cycles);
+  const bool magic = now.ref_count > 0 && now.refs[now.ref_count - 1].level == 1 &&
+                     sentry::is_magic(now.refs[now.ref_count - 1].value);
+  if (!magic) {
+    ++stats_.fast_fail;
+    return {HvFaultResult::Kind::kFixed};
+  }
+  ++stats_.fast_gnp;
+  note(cpu, fmt::format("fast path: {:#x} not present in the guest", va));
+  return {HvFaultResult::Kind::kInject, error_code & ~(pfec::kReserved | pfec::kPresent)};
+}
+
+// Steps A9-A14 / B12-B17 with the lock held; releases it.
+HvFaultResult Hypervisor::fix(ShadowFault& f, const GuestStore* store) {
+  HvCpu& cpu = f.cpu;
+  cpu.hv_sync();
+  ShadowWork w;
+  const ShadowMode mode = shadows_.mode();
+  shadows_.prealloc(l1_type(mode), mode == ShadowMode::k4on4 ? 3 : 1, w);
+  if (w.flush_all_pcpus) flush_domain(cpu);
+  const ShadowL1Slot slot = shadows_.get_and_create_l1e(f.walk, w);
+  const bool changed = shadows_.set_l1e(slot, shadows_.propagate_l1e(f.walk, w), w);
+  shadows_.prefetch(slot, f.walk, w);
+  charge(cpu, w);
+  if (changed || w.flush_needed) flush_domain(cpu);
+  note(cpu, fmt::format("shadow of {:#x} set", f.va));
+  if (auditor_) {
+    std::vector<uint64_t> frames;
+    for (int level = 1; level <= 4; ++level) {
+      if (f.walk.levels[level].valid) frames.push_back(f.walk.levels[level].table_gfn);
+    }
+    if (f.walk.pse) {
+      frames.push_back(superpage_first_gfn(shadows_.guest_state(f.vcpu).mode(),
+                                           f.walk.levels[2].value));
+    }
+    frames.push_back(f.walk.gfn);
+    audit_frames(cpu, frames, "a shadow fault's commit");
+  }
+
+  if (f.access.kind == AccessKind::kWrite && shadows_.is_page_table(f.walk.gfn)) {  // A12
+    ++stats_.fault_emulate_write;
+    if (f.access.user) {  // A14: a user-mode write to a page table: unshadow it, retry
+      ++stats_.user_unshadow;
+      ShadowWork u;
+      const RemoveShadowsResult r = shadows_.remove_shadows(f.walk.gfn, false, u);
+      charge(cpu, u);
+      if (r.flush_needed) flush_domain(cpu);
+      unlock(cpu);
+      return {HvFaultResult::Kind::kFixed};
+    }
+    unlock(cpu);
+    if (!store) {
+      throw Error(fmt::format("vcpu{}: a supervisor write to page table {:#x} at {:#x} faulted "
+                              "without a store to emulate: a model bug", f.vcpu, f.walk.gfn,
+                              f.va));
+    }
+    emulate(cpu, f.va, *store);
+    return {HvFaultResult::Kind::kEmulated};
+  }
+  shadows_.reset_early_unshadow(f.vcpu);
+  ++stats_.fault_fixed;
+  unlock(cpu);
+  return {HvFaultResult::Kind::kFixed};
+}
+
+// An emulated guest page-table write (research §1.6): translate the destination (vTLB, else a
+// guest walk), then under the lock write guest memory, re-validate every shadow of the frame
+// and bump the version (site 2: every emulated write).
+void Hypervisor::emulate(HvCpu& cpu, uint64_t va, const GuestStore& store) {
+  const unsigned v = static_cast<unsigned>(cpu.vcpu_index());
+  cpu.hv_sync();
+  cpu.hv_spend(params_.costs.emulation_cycles + params_.costs.vtlb_cycles);
+  const Access access = Access::write(false);
+  uint64_t gfn;
+  if (const auto hit = shadows_.vtlb(v).lookup(va, access_pfec(access))) {
+    gfn = *hit;
+  } else {
+    ShadowWork w;
+    const GuestWalk gw = shadows_.guest_walk(v, va, access, w);  // sh_gva_to_gfn
+    charge(cpu, w);
+    if (!gw.ok()) {
+      throw Error(fmt::format("vcpu{}: the emulator's walk of the guest kernel's store to {:#x} "
+                              "faulted ({}): a model bug", v, va,
+                              describe_error_code(gw.result.error_code)));
+    }
+    gfn = gw.gfn;
+    shadows_.vtlb(v).insert(va, gfn, access_pfec(access));
+  }
+  if (gfn != store.pa >> kPageShift) {
+    throw Error(fmt::format("vcpu{}: the guest kernel's store to {:#x} should reach physical "
+                            "{:#x}, the guest's tables give frame {:#x}: a model bug", v, va,
+                            store.pa, gfn));
+  }
+  const uint64_t offset = store.pa & (kPageSize - 1);
+  const bool aligned = (store.width == 4 || store.width == 8) && offset % store.width == 0;
+  lock(cpu);
+  cpu.hv_sync();
+  ShadowWork w;
+  bool flush = false;
+  if (aligned) {
+    const uint64_t old = memory_.read(store.pa, store.width);
+    memory_.write(store.pa, store.value, store.width);
+    flush = shadows_.validate_guest_write(v, gfn, offset, store.width, old, w).flush_needed;
+  } else {  // Xen unshadows instead of validating a misaligned write (best effort)
+    ++stats_.misaligned_unshadow;
+    flush = shadows_.remove_shadows(gfn, false, w).flush_needed;
+    memory_.write(store.pa, store.value, store.width);
+  }
+  charge(cpu, w);
+  note(cpu, fmt::format("emulated write of {:#x} to {:#x}", store.value, store.pa));
+  if (params_.bump.emulated_write) bump(cpu, BumpCause::kEmulatedWrite);
+  if (flush || w.flush_needed) flush_domain(cpu);
+  audit_frames(cpu, {gfn}, "an emulated write");
+  unlock(cpu);
+  ++stats_.emulate_write;
+  VcpuState& state = vcpus_.at(v);
+  state.emulated_valid = true;
+  state.emulated_page = va >> kPageShift;
+  state.emulated_gfn = gfn;
+  state.emulated_generation = shadows_.shadow_freed_generation();
+}
+
+// ---------------------------------------------------------------------------------------------
+// CR3 and INVLPG
+
+void Hypervisor::cr3_write(HvCpu& cpu, const PagingState& guest) {
+  ++stats_.cr3_writes;
+  vm_exit(cpu, ExitReason::kCr3Write);
+  const unsigned v = static_cast<unsigned>(cpu.vcpu_index());
+  lock(cpu);
+  cpu.hv_sync();
+  cpu.hv_spend(params_.costs.cr3_update_cycles);
+  ShadowWork w;
+  const Cr3Result r = shadows_.update_cr3(v, guest, w);
+  charge(cpu, w);
+  if (r.flush_needed || w.flush_all_pcpus) flush_domain(cpu);
+  cpu.load_hardware_state(shadows_.shadow_state(v));
+  cpu.mmu().flush_non_global(cpu.tlb_context());  // the hardware CR3 load
+  forget_emulation(v);
+  note(cpu, fmt::format("CR3 {:#x} -> shadow {:#x}", guest.cr3(), r.shadow_cr3));
+  unlock(cpu);
+  vm_entry(cpu);
+}
+
+void Hypervisor::invlpg(HvCpu& cpu, uint64_t va) {
+  ++stats_.invlpgs;
+  vm_exit(cpu, ExitReason::kInvlpg);
+  cpu.hv_sync();
+  const unsigned v = static_cast<unsigned>(cpu.vcpu_index());
+  ShadowWork w;
+  const InvlpgResult r = shadows_.invlpg(v, va, w);
+  charge(cpu, w);
+  cpu.hv_spend(params_.costs.invlpg_cycles);
+  if (r.hardware_invlpg) cpu.mmu().invlpg(va, cpu.tlb_context());
+  if (r.local_flush) flush_pcpu_tlb(cpu);
+  forget_emulation(v);
+  vm_entry(cpu);
+}
+
+uint64_t Hypervisor::remote_invlpg(HvCpu& cpu, uint64_t va) {
+  ++stats_.invlpgs;
+  const unsigned v = static_cast<unsigned>(cpu.vcpu_index());
+  ShadowWork w;
+  const InvlpgResult r = shadows_.invlpg(v, va, w);
+  if (r.hardware_invlpg) cpu.mmu().invlpg(va, cpu.tlb_context());
+  if (r.local_flush) flush_pcpu_tlb(cpu);
+  forget_emulation(v);
+  // The handler's own shadow work is small (a few entry reads); charged as the fixed part.
+  return remote_exit(cpu, ExitReason::kInvlpg) + params_.costs.invlpg_cycles +
+         uint64_t{w.shadow_entries_read} * params_.costs.shadow_entry_read_cycles;
+}
+
+uint64_t Hypervisor::remote_cr3_reload(HvCpu& cpu) {
+  ++stats_.cr3_writes;
+  const unsigned v = static_cast<unsigned>(cpu.vcpu_index());
+  shadows_.vtlb(v).flush();
+  cpu.mmu().flush_non_global(cpu.tlb_context());
+  forget_emulation(v);
+  return remote_exit(cpu, ExitReason::kCr3Write) + params_.costs.cr3_update_cycles;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+
+void Hypervisor::register_stats(StatsGroup g) {
+  Stats& s = stats_;
+  g.counter("shadow_fault", &s.shadow_fault, "faults", "shadow page faults (exits on #PF)");
+  g.counter("fast_gnp", &s.fast_gnp, "faults",
+            "magic not-present entries reflected to the guest without the lock");
+  g.counter("fast_mmio", &s.fast_mmio, "faults", "magic MMIO entries (the model has no MMIO)");
+  g.counter("fast_emulate", &s.fast_emulate, "faults",
+            "writes sent straight to the emulator (same frame as the last emulation)");
+  g.counter("fast_fail", &s.fast_fail, "faults",
+            "magic-entry faults whose entry another VCPU had fixed meanwhile");
+  g.counter("bail_real_fault", &s.bail_real_fault, "faults",
+            "guest walks that faulted: #PF reflected to the guest");
+  g.counter("fault_fixed", &s.fault_fixed, "faults", "faults fixed by a new shadow entry");
+  g.counter("fault_emulate_write", &s.fault_emulate_write, "faults",
+            "write faults on a page table (emulated, or unshadowed if from user mode)");
+  g.counter("refaults", &s.refaults, "faults",
+            "inconsistent walks returned to the guest to fault again");
+  g.counter("rewalks", &s.rewalks, "walks", "inconsistent walks re-done inside the handler");
+  g.counter("emulate_write", &s.emulate_write, "writes", "emulated guest page-table writes");
+  g.counter("user_unshadow", &s.user_unshadow, "faults",
+            "user-mode writes to a page table (the frame was unshadowed)");
+  g.counter("misaligned_unshadow", &s.misaligned_unshadow, "writes",
+            "misaligned emulated writes (the frame was unshadowed)");
+  g.counter("rm_write_flush_tlb", &s.rm_write_flush_tlb, "removals",
+            "write-access removals on the fault path that needed a TLB flush");
+  g.counter("domain_flushes", &s.domain_flushes, "flushes",
+            "flushes of every PCPU of the domain (flush_tlb_mask)");
+  g.counter("version_bumps.write_access_removal", &s.version_bumps[0], "bumps",
+            "version bumps by write-access removal (site 1)");
+  g.counter("version_bumps.emulated_write", &s.version_bumps[1], "bumps",
+            "version bumps by emulated writes (site 2)");
+  g.counter("recheck_cause.write_access_removal.self", &s.recheck_cause[0][0], "re-checks",
+            "re-checks whose window saw this VCPU remove write access");
+  g.counter("recheck_cause.write_access_removal.other", &s.recheck_cause[0][1], "re-checks",
+            "re-checks whose window saw another VCPU remove write access");
+  g.counter("recheck_cause.emulated_write.self", &s.recheck_cause[1][0], "re-checks",
+            "re-checks whose window saw an emulated write by this VCPU");
+  g.counter("recheck_cause.emulated_write.other", &s.recheck_cause[1][1], "re-checks",
+            "re-checks whose window saw an emulated write by another VCPU");
+  g.counter("recheck_cause.unknown", &s.recheck_unknown_cause, "re-checks",
+            "re-checks whose window outgrew the bump log");
+  g.counter("exits.page_fault", &s.exits[0], "exits", "VM exits on #PF");
+  g.counter("exits.cr3_write", &s.exits[1], "exits", "VM exits on guest CR3 writes");
+  g.counter("exits.invlpg", &s.exits[2], "exits", "VM exits on guest INVLPG");
+  g.counter("cr3_writes", &s.cr3_writes, "writes", "guest CR3 writes (shadow root loads)");
+  g.counter("invlpgs", &s.invlpgs, "invalidations", "guest INVLPGs handled");
+  g.histogram("fault_cycles", &fault_cycles_, "cycles",
+              "one shadow fault from exit to entry, lock waits included");
+  g.formula("recheck_rate",
+            [this] { return ratio(shadows_.stats().check_gwalk, shadows_.stats().guest_walk); },
+            "ratio", "re-checks per guest walk (Xen's denominator: shadow_guest_walk)");
+  shadows_.register_stats(g.sub("shadow"));
+  lock_->register_stats(g.sub("lock"));
+}
+
+}  // namespace shadowsim
