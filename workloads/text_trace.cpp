@@ -386,6 +386,9 @@ class LackeyReader final : public TraceReader {
       syscall(b, e);
       return;
     }
+    // --trace-sched=yes: valgrind's scheduler also prints "SCHEDSETJMP(line 1211) tid 1,
+    // jumped=..." (without the --PID-- prefix) when a signal interrupts a blocking call.
+    if (*b == 'S' && e - b >= 12 && std::memcmp(b, "SCHEDSETJMP(", 12) == 0) return;
     const char kind = *p++;
     if (kind != 'I' && kind != 'L' && kind != 'S' && kind != 'M') {
       fail(b, e, fmt::format("kind '{}'", kind));

@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "workloads/lackey_import.h"
+#include "workloads/perf_script.h"
 #include "workloads/trace_manifest.h"
 #include "workloads/trace_reader.h"
 #include "workloads/trace_summary.h"
@@ -30,7 +32,12 @@ constexpr const char* kUsage =
     "                  trace or of each stream of a manifest\n"
     "  convert IN OUT  convert between formats (output format from OUT's extension) and import\n"
     "                  valgrind lackey output\n"
-    "  head FILE       print the first records in the text format\n\n"
+    "  head FILE       print the first records in the text format\n"
+    "  import-lackey DIR -o OUT/manifest.json\n"
+    "                  import a multi-process valgrind lackey recording (--log-file=DIR/%p.%n)\n"
+    "  perf-info FILE  counts of a 'perf script' kernel-event stream (faults, flushes, ...)\n"
+    "  perf-import FILE -o OUT/manifest.json\n"
+    "                  convert a 'perf script' kernel-event stream to a multi-stream workload\n\n"
     "Run 'shadowsim trace <sub-command> --help' for its options. Formats: docs/trace-format.md.\n";
 
 constexpr const char* kFromHelp = "input format: auto (default), binary, text, lackey";
@@ -318,6 +325,205 @@ int head(int argc, char** argv, std::ostream& out) {
   return 0;
 }
 
+int import_lackey(int argc, char** argv, std::ostream& out) {
+  Command cmd("import-lackey", "DIR -o OUT/manifest.json [--no-fetch] [--level N] [--name NAME]",
+              "Imports the folder a multi-process valgrind lackey recording wrote,\n"
+              "  valgrind --tool=lackey --trace-mem=yes --trace-syscalls=yes --trace-children=yes \\\n"
+              "           --log-file=DIR/%p.%n PROG ...\n"
+              "(one log per process image, PID.N or PID.N.zst), into one workload: the manifest\n"
+              "and one PID.sst.zst stream per process beside it. A process's images (before and\n"
+              "after exec) are joined into one stream; the process tree comes from the Parent PID\n"
+              "headers, and each child's origin (fork, vfork) from its parent's create event, as\n"
+              "the program asked for it (valgrind runs vfork and posix_spawn as forks).");
+  cmd.options.add_options()("output,o", po::value<std::string>()->value_name("MANIFEST"),
+                            "the manifest to write (.json); streams go beside it")(
+      "no-fetch", "drop fetch records, folding the instructions into the next record's gap")(
+      "level", po::value<int>()->default_value(TraceWriteOptions{}.zstd_level)->value_name("N"),
+      "zstd compression level of the streams, 1..19")(
+      "name", po::value<std::string>()->value_name("NAME"), "the manifest's name");
+  cmd.add_positional("DIR");
+  po::variables_map vm;
+  if (!cmd.parse(argc, argv, vm, out)) return 0;
+  if (!vm.count("output")) throw UsageError("missing -o OUT/manifest.json");
+  LackeyImportOptions opts;
+  opts.fetches = !vm.count("no-fetch");
+  opts.zstd_level = vm["level"].as<int>();
+  if (opts.zstd_level < 1 || opts.zstd_level > 19) {
+    throw UsageError(fmt::format("--level {}: expected 1..19", opts.zstd_level));
+  }
+  if (vm.count("name")) opts.name = vm["name"].as<std::string>();
+  const LackeyImportResult r =
+      import_lackey_dir(vm["DIR"].as<std::string>(), vm["output"].as<std::string>(), opts);
+  uint64_t by_origin[4] = {};
+  for (const LackeyProcess& p : r.processes) ++by_origin[static_cast<int>(p.created)];
+  out << fmt::format("{}: {} processes from {} logs{}: {} initial, {} fork, {} vfork; {} records "
+                     "({} OS events)\n",
+                     r.manifest, r.processes.size(), r.logs,
+                     r.skipped_files ? fmt::format(" ({} other files skipped)", r.skipped_files)
+                                     : "",
+                     by_origin[0], by_origin[1], by_origin[2], grouped(r.records),
+                     grouped(r.events));
+  for (const LackeyProcess& p : r.processes) {
+    out << fmt::format("  {:>7} {:<8} {:>7} {:>2} image{} {:>13} records  {}\n", p.pid,
+                       to_string(p.created), p.parent ? std::to_string(*p.parent) : "-",
+                       p.logs.size(), p.logs.size() == 1 ? " " : "s", grouped(p.records),
+                       p.logs.back().command);
+  }
+  if (r.children_without_create) {
+    out << fmt::format("note: {} children have no create event in their parent's log (a log cut "
+                       "short?); taken as forks\n", r.children_without_create);
+  }
+  return 0;
+}
+
+std::string seconds(uint64_t ns) { return fmt::format("{:.6f} s", static_cast<double>(ns) / 1e9); }
+
+int perf_info(int argc, char** argv, std::ostream& out) {
+  Command cmd("perf-info", "FILE [--json]",
+              "Reads the text 'perf script' prints for the kernel-event recording of\n"
+              "docs/workloads.md (page faults, TLB flushes, fork/exec/exit, context switches, mm\n"
+              "system calls; optionally zstd-compressed) and prints its counts: faults by error\n"
+              "code, flushes by reason, forks/execs/exits, system calls, tasks, processes, CPUs\n"
+              "and the time it spans.");
+  cmd.options.add_options()("json", "print JSON instead of text");
+  cmd.add_positional("FILE");
+  po::variables_map vm;
+  if (!cmd.parse(argc, argv, vm, out)) return 0;
+  const std::string path = vm["FILE"].as<std::string>();
+  const PerfSummary s = summarize_perf_script(path);
+  auto count = [&](PerfEventKind k) { return s.by_kind[static_cast<int>(k)]; };
+  const uint64_t duration = s.last_ns - s.first_ns;
+  if (vm.count("json")) {
+    json faults = json::object(), flushes = json::object(), cpus = json::object(),
+         other = json::object(), by_event = json::object();
+    for (const auto& [code, n] : s.faults_by_error_code) faults[fmt::format("{:#x}", code)] = n;
+    for (const auto& [reason, n] : s.flushes_by_reason) flushes[reason] = n;
+    for (const auto& [cpu, n] : s.records_by_cpu) cpus[std::to_string(cpu)] = n;
+    for (const auto& [name, n] : s.other_events) other[name] = n;
+    for (int k = 0; k < kPerfEventKinds - 1; ++k) {
+      by_event[to_string(static_cast<PerfEventKind>(k))] = s.by_kind[k];
+    }
+    json doc{{"file", path},
+             {"records", s.lines},
+             {"events", by_event},
+             {"other_events", other},
+             {"faults", count(PerfEventKind::kPageFault)},
+             {"faults_by_error_code", faults},
+             {"flushes", count(PerfEventKind::kTlbFlush)},
+             {"flushes_by_reason", flushes},
+             {"full_flushes", s.full_flushes},
+             {"flushed_pages", s.flushed_pages},
+             {"forks", count(PerfEventKind::kFork)},
+             {"execs", count(PerfEventKind::kExec)},
+             {"exits", count(PerfEventKind::kExit)},
+             {"switches", count(PerfEventKind::kSwitch)},
+             {"tasks", s.tasks},
+             {"processes", s.processes},
+             {"threads_created", s.threads_created},
+             {"cpus", s.records_by_cpu.size()},
+             {"records_by_cpu", cpus},
+             {"first_ns", s.first_ns},
+             {"last_ns", s.last_ns},
+             {"duration_ns", duration}};
+    out << doc.dump(2) << '\n';
+    return 0;
+  }
+  out << fmt::format("{}: perf script, {} records over {} on {} CPU{}\n", path, grouped(s.lines),
+                     seconds(duration), s.records_by_cpu.size(),
+                     s.records_by_cpu.size() == 1 ? "" : "s");
+  out << fmt::format("  tasks        {:>11}   processes {}, threads created {}\n",
+                     grouped(s.tasks), grouped(s.processes), grouped(s.threads_created));
+  out << fmt::format("  forks        {:>11}   execs {}, exits {}, context switches {}\n",
+                     grouped(count(PerfEventKind::kFork)), grouped(count(PerfEventKind::kExec)),
+                     grouped(count(PerfEventKind::kExit)),
+                     grouped(count(PerfEventKind::kSwitch)));
+  std::string codes;
+  for (const auto& [code, n] : s.faults_by_error_code) {
+    codes += fmt::format("{}{:#x} {}", codes.empty() ? "" : ", ", code, grouped(n));
+  }
+  out << fmt::format("  user faults  {:>11}   by error code: {}\n",
+                     grouped(count(PerfEventKind::kPageFault)), codes.empty() ? "-" : codes);
+  out << fmt::format("  TLB flushes  {:>11}   full {}, pages {}\n",
+                     grouped(count(PerfEventKind::kTlbFlush)), grouped(s.full_flushes),
+                     grouped(s.flushed_pages));
+  for (const auto& [reason, n] : s.flushes_by_reason) {
+    out << fmt::format("    {:>11}   {}\n", grouped(n), reason);
+  }
+  out << fmt::format("  mm calls     mmap {}, munmap {}, mprotect {}, brk {}, mremap {}, madvise "
+                     "{}\n",
+                     grouped(count(PerfEventKind::kMmap)), grouped(count(PerfEventKind::kMunmap)),
+                     grouped(count(PerfEventKind::kMprotect)),
+                     grouped(count(PerfEventKind::kBrk)), grouped(count(PerfEventKind::kMremap)),
+                     grouped(count(PerfEventKind::kMadvise)));
+  out << fmt::format("  creations    clone {}, clone3 {}, fork {}, vfork {} (system call entries)\n",
+                     grouped(count(PerfEventKind::kClone)), grouped(count(PerfEventKind::kClone3)),
+                     grouped(count(PerfEventKind::kForkCall)),
+                     grouped(count(PerfEventKind::kVforkCall)));
+  for (const auto& [name, n] : s.other_events) {
+    out << fmt::format("  other        {:>11}   {}\n", grouped(n), name);
+  }
+  return 0;
+}
+
+int perf_import(int argc, char** argv, std::ostream& out) {
+  const PerfImportOptions defaults;
+  Command cmd("perf-import", "FILE -o OUT/manifest.json [--ghz F] [--ipc F] [--level N] [--name NAME]",
+              "Converts a 'perf script' kernel-event stream into a multi-stream workload: one\n"
+              "stream per task (TID), its recorded user page faults as references at the recorded\n"
+              "address (fetch, write or read from the error code), fork/exec/exit and the mm system\n"
+              "calls as OS events, and the instructions between two records of a task from its\n"
+              "CPU time between them at --ghz x --ipc (assumptions; docs/trace-format.md). Only the\n"
+              "skeleton of an event-granularity replay: nothing between the faults is recorded.");
+  cmd.options.add_options()("output,o", po::value<std::string>()->value_name("MANIFEST"),
+                            "the manifest to write (.json); streams go beside it")(
+      "ghz", po::value<double>()->default_value(defaults.ghz)->value_name("F"),
+      "assumed clock, GHz")(
+      "ipc", po::value<double>()->default_value(defaults.ipc)->value_name("F"),
+      "assumed instructions per cycle")(
+      "level", po::value<int>()->default_value(defaults.zstd_level)->value_name("N"),
+      "zstd compression level of the streams, 1..19")(
+      "name", po::value<std::string>()->value_name("NAME"), "the manifest's name");
+  cmd.add_positional("FILE");
+  po::variables_map vm;
+  if (!cmd.parse(argc, argv, vm, out)) return 0;
+  if (!vm.count("output")) throw UsageError("missing -o OUT/manifest.json");
+  PerfImportOptions opts;
+  opts.ghz = vm["ghz"].as<double>();
+  opts.ipc = vm["ipc"].as<double>();
+  opts.zstd_level = vm["level"].as<int>();
+  if (!(opts.ghz > 0 && opts.ghz < 1000) || !(opts.ipc > 0 && opts.ipc < 100)) {
+    throw UsageError(fmt::format("--ghz {} --ipc {}: expected 0 < GHz < 1000 and 0 < IPC < 100",
+                                 opts.ghz, opts.ipc));
+  }
+  if (opts.zstd_level < 1 || opts.zstd_level > 19) {
+    throw UsageError(fmt::format("--level {}: expected 1..19", opts.zstd_level));
+  }
+  if (vm.count("name")) opts.name = vm["name"].as<std::string>();
+  const PerfImportResult r =
+      import_perf_script(vm["FILE"].as<std::string>(), vm["output"].as<std::string>(), opts);
+  auto origin = [&](StreamOrigin o) {
+    const auto it = r.created_by_origin.find(static_cast<int>(o));
+    return it == r.created_by_origin.end() ? uint64_t{0} : it->second;
+  };
+  std::string kinds;
+  for (int k = 0; k < kOsEventKinds; ++k) {
+    if (!r.events_by_kind[k]) continue;
+    kinds += fmt::format("{}{} {}", kinds.empty() ? "" : ", ",
+                         to_string(static_cast<OsEventKind>(k)), grouped(r.events_by_kind[k]));
+  }
+  out << fmt::format("{}: {} streams ({} fork, {} vfork, {} thread), {} fault references, OS "
+                     "events: {}; {} instructions at {} GHz x IPC {}\n",
+                     r.manifest, grouped(r.streams), origin(StreamOrigin::kFork),
+                     origin(StreamOrigin::kVfork), origin(StreamOrigin::kThread),
+                     grouped(r.references), kinds.empty() ? "none" : kinds,
+                     grouped(r.instructions), opts.ghz, opts.ipc);
+  if (r.unmatched) {
+    out << fmt::format("note: {} system call exits without their entry were ignored\n",
+                       r.unmatched);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int run_trace_command(int argc, char** argv, std::ostream& out, std::ostream& err) {
@@ -334,6 +540,9 @@ int run_trace_command(int argc, char** argv, std::ostream& out, std::ostream& er
     if (sub == "info") return info(argc - 1, argv + 1, out);
     if (sub == "convert") return convert(argc - 1, argv + 1, out);
     if (sub == "head") return head(argc - 1, argv + 1, out);
+    if (sub == "import-lackey") return import_lackey(argc - 1, argv + 1, out);
+    if (sub == "perf-info") return perf_info(argc - 1, argv + 1, out);
+    if (sub == "perf-import") return perf_import(argc - 1, argv + 1, out);
     err << fmt::format("shadowsim trace: unknown sub-command '{}'\n\n{}", sub, kUsage);
     return 2;
   } catch (const UsageError& e) {
