@@ -199,24 +199,40 @@ bool Hypervisor::remove_write_accesses(ShadowFault& f, bool bump_version) {
   return true;
 }
 
-void Hypervisor::remove_write_access_per_level(ShadowFault& f) {
-  const auto& l = f.walk.levels;
+// Modelled as: find where the walk goes now (not charged: it is the same reads), protect those
+// tables top-down, then do the walk; a store that landed before a table was protected may have
+// moved the path to a table not yet protected, so repeat until the walk stays on protected
+// tables (stores to those now trap, and their emulation waits for the lock this VCPU holds).
+void Hypervisor::protect_and_walk(ShadowFault& f) {
   const ShadowMode mode = shadows_.mode();
-  for (int level = 3; level >= 1; --level) {
-    if (!l[level].valid) continue;
-    if (level == 3 && mode != ShadowMode::k4on4) continue;  // PAE L3: the CR3-time snapshot
-    if (level == 2 && mode == ShadowMode::k2on3) continue;  // 32-bit L2: the top level
-    if (level == 1 && f.walk.pse) continue;
+  for (int round = 0; round < 16; ++round) {
     f.cpu.hv_sync();
-    ShadowWork w;
-    const bool removed = shadows_.remove_write_access(f.vcpu, l[level].table_gfn, level, f.va, w);
-    charge(f.cpu, w);
-    if (!removed) continue;
-    ++stats_.rm_write_flush_tlb;
-    note(f.cpu, fmt::format("write access removed from L{} table {:#x}", level,
-                            l[level].table_gfn));
-    flush_domain(f.cpu);
+    const WalkResult path = walk(memory_, shadows_.guest_state(f.vcpu), f.va, f.access);
+    for (uint8_t i = 0; i < path.ref_count; ++i) {
+      const int level = path.refs[i].level;
+      if (level == 4 || (level == 3 && mode != ShadowMode::k4on4) ||
+          (level == 2 && mode == ShadowMode::k2on3)) {
+        continue;  // the top level: protected when CR3 was loaded
+      }
+      const uint64_t table = path.refs[i].entry_pa >> kPageShift;
+      f.cpu.hv_sync();
+      ShadowWork w;
+      const bool removed = shadows_.remove_write_access(f.vcpu, table, level, f.va, w);
+      charge(f.cpu, w);
+      if (!removed) continue;
+      ++stats_.rm_write_flush_tlb;
+      note(f.cpu, fmt::format("write access removed from L{} table {:#x}", level, table));
+      flush_domain(f.cpu);
+    }
+    guest_walk(f);
+    bool same = f.walk.result.ref_count == path.ref_count;
+    for (uint8_t i = 0; same && i < path.ref_count; ++i) {
+      same = f.walk.result.refs[i].entry_pa == path.refs[i].entry_pa;
+    }
+    if (same) return;
   }
+  throw Error(fmt::format("vcpu{}: the guest walk of {:#x} kept moving to unprotected tables",
+                          f.vcpu, f.va));
 }
 
 bool Hypervisor::check_walk(ShadowFault& f, uint64_t since) {

@@ -97,9 +97,11 @@ class Hypervisor {
   // removal, bump the version (site 1) and flush the domain's PCPUs once. Returns true if any.
   // `bump_version` false: KVM-style write-protection, which has no version counter.
   bool remove_write_accesses(ShadowFault& f, bool bump_version = true);
-  // Xen 3.2's in-walk removal: per level from the top, remove and flush at once (up to three
-  // flushes a walk). No version bump (there is no counter before the Feb 2008 patch).
-  void remove_write_access_per_level(ShadowFault& f);
+  // Xen 3.2's walk under the lock: each table below the top level loses its writable mappings
+  // (with a flush of the domain's TLBs after each removal: up to three a walk) *before* its
+  // entry is read, so no guest store can change what was read. No version bump (there is no
+  // counter before the Feb 2008 patch).
+  void protect_and_walk(ShadowFault& f);
   // shadow_check_gwalk's compare; `since` is the version the walk started at (for the cause
   // statistics; ~0: no version was read). true: still consistent.
   bool check_walk(ShadowFault& f, uint64_t since);

@@ -13,9 +13,8 @@ class LockedStrategy : public WalkStrategy {
   StrategyKind kind() const override { return StrategyKind::kLocked; }
 
   WalkVerdict walk(Hypervisor& hv, ShadowFault& f) override {
-    hv.lock(f.cpu);                      // A4
-    hv.guest_walk(f);                    // A5
-    hv.remove_write_access_per_level(f);  // inside the walk, one flush per removal
+    hv.lock(f.cpu);           // A4
+    hv.protect_and_walk(f);   // A5: each table protected (and flushed) before it is read
     if (!f.walk.ok()) {
       hv.unlock(f.cpu);
       return WalkVerdict::kInject;
