@@ -41,6 +41,7 @@ struct MachineParams {
   PagingMode paging_mode = PagingMode::k4Level;
   Virtualization virtualization = Virtualization::kNative;
   uint32_t vcpus = 0;  // 0: one per trace stream
+  uint32_t pcpus = 0;  // 0: one per VCPU
   PagingControls controls;
   CpuFeatures cpu;
   VcpuParams vcpu;
@@ -62,6 +63,10 @@ struct MachineParams {
     v.value("vcpus", vcpus,
             "guest VCPUs (0: one per trace stream, each stream pinned to its own; fewer: the "
             "guest scheduler time-slices the streams)", Limits{0, 1024}, "VCPUs");
+    v.value("pcpus", pcpus,
+            "physical CPUs (0: one per VCPU, each VCPU pinned to its own; fewer: VCPUs share "
+            "them in time slices, hypervisor.scheduler; needs shadow or nested virtualization)",
+            Limits{0, 1024}, "PCPUs");
     v.group("controls", controls, "control-register bits that change translation");
     v.group("cpu", cpu, "CPU features that decide entry formats");
     v.group("vcpu", vcpu, "VCPU timing");

@@ -12,8 +12,10 @@
 #include "guest/guest_kernel.h"
 #include "guest/kernel_memory_port.h"
 #include "hv/hypervisor.h"
+#include "hv/pcpu_scheduler.h"
 #include "memory/page_table_memory.h"
 #include "mmu/mmu.h"
+#include "nested/nested_host.h"
 #include "paging/frame_allocator.h"
 #include "timed/run_control.h"
 #include "timed/systemc_context.h"
@@ -63,6 +65,8 @@ struct System::Impl {
   std::unique_ptr<GuestKernel> kernel;
   std::unique_ptr<Hypervisor> hypervisor;  // shadow paging only
   std::unique_ptr<GuestMmLocks> mm_locks;  // shadow paging only
+  std::unique_ptr<NestedHost> nested_host;  // nested paging only; outlives the MMUs
+  std::unique_ptr<PcpuScheduler> pcpus;     // VCPUs outnumber PCPUs only
   std::unique_ptr<AddressFolders> folders;
   std::unique_ptr<RunControl> control;
   std::unique_ptr<GuestScheduler> scheduler;
@@ -83,6 +87,13 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
   const int streams = static_cast<int>(s.manifest.streams.size());
   const int vcpus = m.vcpus ? static_cast<int>(m.vcpus) : streams;  // 0: one per stream
   const bool shadow = m.virtualization == Virtualization::kShadow;
+  // PCPUs: one per VCPU (pinned) unless machine.pcpus says fewer; then they are shared.
+  const int pcpus = m.pcpus ? std::min(static_cast<int>(m.pcpus), vcpus) : vcpus;
+  if (pcpus < vcpus && m.virtualization == Virtualization::kNative) {
+    throw Error(fmt::format("machine.pcpus: {} PCPUs for {} VCPUs: sharing PCPUs needs a "
+                            "hypervisor (machine.virtualization shadow or nested)", pcpus,
+                            vcpus));
+  }
   // Shadow paging: machine memory is guest RAM, then the shadow pool above it.
   const uint64_t frames = m.memory.size_mib * 256;  // guest RAM
   const uint64_t pool_pages = shadow ? shadow_pool_pages(config, static_cast<unsigned>(vcpus)) : 0;
@@ -94,7 +105,7 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
                             "(32bit and pae guests); use at most {} MiB", m.memory.size_mib,
                             pool_pages, 4096 - (pool_pages + 255) / 256));
   }
-  s.memory = std::make_unique<PageTableMemory>(machine_memory, vcpus);
+  s.memory = std::make_unique<PageTableMemory>(machine_memory, pcpus);
   // What the guest sees in CPUID: Xen hides 1 GiB pages from shadowed guests (its shadow code
   // has no 1 GiB shadows), so the guest kernel maps its direct map with 2 MiB pages instead.
   CpuFeatures guest_cpu = m.cpu;
@@ -165,14 +176,34 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
         static_cast<unsigned>(vcpus), config.hypervisor, config.run.seed * 7919 + 17);
     s.mm_locks = std::make_unique<GuestMmLocks>();
   }
+  if (m.virtualization == Virtualization::kNested) {
+    s.nested_host = std::make_unique<NestedHost>(s.memory->memory(), config.hypervisor.nested);
+  }
   const MmuParams mmu_params{m.tlb, m.psc};
+  std::vector<Mmu*> pcpu_mmus;
+  for (int p = 0; p < pcpus; ++p) {
+    s.mmus.push_back(std::make_unique<Mmu>(p, mmu_params, *s.memory,
+                                           config.run.seed * 1000003 + static_cast<uint64_t>(p),
+                                           s.nested_host.get()));
+    pcpu_mmus.push_back(s.mmus.back().get());
+  }
+  if (pcpus < vcpus) {
+    s.pcpus = std::make_unique<PcpuScheduler>(static_cast<unsigned>(pcpus),
+                                              static_cast<unsigned>(vcpus),
+                                              config.hypervisor.scheduler);
+  }
   for (int i = 0; i < vcpus; ++i) {
-    s.mmus.push_back(std::make_unique<Mmu>(i, mmu_params, *s.memory,
-                                           config.run.seed * 1000003 + static_cast<uint64_t>(i)));
-    VcpuWiring wiring{s.mmus.back().get(), s.kernel.get(), s.scheduler.get(), s.folders.get(),
-                      s.control.get(), s.shootdown.get(), s.port.get(),
-                      PagingState(m.paging_mode, m.controls, guest_cpu), {},
-                      config.run.audit_tlb, s.hypervisor.get(), s.mm_locks.get()};
+    TlbContext tlb_context;
+    // Under a hypervisor with VPIDs each VCPU tags its TLB entries with its own VPID (KVM's
+    // allocate_vpid), so VCPUs sharing a PCPU keep apart; without, 0.
+    if (m.virtualization != Virtualization::kNative && config.hypervisor.vpid) {
+      tlb_context.vpid = static_cast<uint16_t>(i + 1);
+    }
+    VcpuWiring wiring{pcpu_mmus[static_cast<size_t>(i % pcpus)], s.kernel.get(),
+                      s.scheduler.get(), s.folders.get(), s.control.get(), s.shootdown.get(),
+                      s.port.get(), PagingState(m.paging_mode, m.controls, guest_cpu),
+                      tlb_context, config.run.audit_tlb, s.hypervisor.get(), s.mm_locks.get(),
+                      s.pcpus.get(), s.pcpus ? pcpu_mmus : std::vector<Mmu*>{}};
     s.vcpus.push_back(std::make_unique<Vcpu>(fmt::format("vcpu{}", i).c_str(), i, m.vcpu.cpi,
                                              std::move(wiring)));
     if (s.hypervisor) s.hypervisor->attach(s.vcpus.back().get());
@@ -180,10 +211,14 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
 
   // Statistics: per VCPU, per PCPU, shared memory, run-wide.
   for (int i = 0; i < vcpus; ++i) {
-    const auto n = static_cast<size_t>(i);
-    s.vcpus[n]->register_stats(StatsGroup(s.registry, fmt::format("vcpu{}", i)));
-    s.mmus[n]->register_stats(StatsGroup(s.registry, fmt::format("pcpu{}", i)));
+    s.vcpus[static_cast<size_t>(i)]->register_stats(
+        StatsGroup(s.registry, fmt::format("vcpu{}", i)));
   }
+  for (int p = 0; p < pcpus; ++p) {
+    s.mmus[static_cast<size_t>(p)]->register_stats(
+        StatsGroup(s.registry, fmt::format("pcpu{}", p)));
+  }
+  if (s.pcpus) s.pcpus->register_stats(StatsGroup(s.registry, "hv.scheduler"));
   s.memory->register_stats(StatsGroup(s.registry, "ptmem"));
   s.kernel->register_stats(StatsGroup(s.registry, "guest"));
   s.shootdown->register_stats(StatsGroup(s.registry, "guest.tlb"));

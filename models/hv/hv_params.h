@@ -1,7 +1,8 @@
 // The hypervisor's parameters (config section `hypervisor`, docs/hypervisor.md): which walk
-// strategy the shadow fault path runs, its lock, the shadow code's options, the size of the
-// shadow pool, the cost of every step, and the switches that make it unsafe on purpose (to prove
-// the auditor catches what they let through).
+// strategy the shadow fault path runs, its lock, the shadow code's options, nested paging's host
+// tables and caches, the VCPU scheduler, the size of the shadow pool, the cost of every step,
+// and the switches that make it unsafe on purpose (to prove the auditor catches what they let
+// through).
 //
 // Every cost is in cycles of the PCPU running the hypervisor. Sources: the research notes
 // (/work/shared/research/shadow-algorithms.md §5, "research §5" below); a cost with no
@@ -11,7 +12,9 @@
 #include <cstdint>
 
 #include "common/params.h"
+#include "hv/pcpu_scheduler.h"
 #include "hv/spin_lock.h"
+#include "nested/nested_host.h"
 #include "shadow/shadow_paging.h"
 
 namespace shadowsim {
@@ -163,6 +166,8 @@ struct HypervisorParams {
   StrategyKind strategy = StrategyKind::kUnlocked;
   LockParams lock;
   ShadowParams shadow;
+  NestedHostParams nested;
+  PcpuSchedulerParams scheduler;
   // Shadow pool in MiB; 0: xend's default, 1 MiB per VCPU + 8 KiB per MiB of guest RAM
   // (research §5, tools image.py), at least Xen's minimum (ShadowPaging::min_pool_pages).
   uint32_t shadow_pool_mib = 0;
@@ -187,6 +192,9 @@ struct HypervisorParams {
               {"unlocked-nocheck", StrategyKind::kUnlockedNocheck}});
     v.group("lock", lock, "the shadow lock (docs/lock.md)");
     v.group("shadow", shadow, "options of the shadow code (Xen SHOPT_*; docs/shadow.md)");
+    v.group("nested", nested,
+            "nested paging (EPT/NPT): host tables and the per-PCPU caches of the 2-D walk");
+    v.group("scheduler", scheduler, "VCPUs on PCPUs when VCPUs outnumber PCPUs");
     v.value("shadow_pool_mib", shadow_pool_mib,
             "shadow pool (0: 1 MiB per VCPU + 8 KiB per MiB of guest RAM, xend's default)",
             Limits{0, 1 << 20}, "MiB");

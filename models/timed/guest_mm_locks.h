@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <unordered_map>
 
 #include <systemc>
@@ -20,7 +21,12 @@ class GuestMmLocks {
  public:
   // From a VCPU's thread at its synchronised time; returns the cycles it waited (they have
   // passed in SystemC). `wake` is the caller's own event.
-  uint64_t acquire(uint32_t mm, int vcpu, sc_core::sc_event& wake) {
+  // A waiter that spins on a PCPU others wait for must let the PCPU scheduler take it at its
+  // slice end: with `check_every` > 0 the wait wakes that often and calls `check` (which may
+  // deschedule the VCPU). The queue is FIFO, like a ticket lock: the lock goes to the next
+  // waiter even while it is descheduled, and everyone behind it waits too.
+  uint64_t acquire(uint32_t mm, int vcpu, sc_core::sc_event& wake, uint64_t check_every = 0,
+                   const std::function<void()>& check = {}) {
     Lock& lock = locks_[mm];
     if (lock.holder < 0) {
       lock.holder = vcpu;
@@ -28,7 +34,14 @@ class GuestMmLocks {
     }
     const uint64_t start = sc_core::sc_time_stamp().value();
     lock.waiters.push_back({vcpu, &wake});
-    while (lock.holder != vcpu) sc_core::wait(wake);
+    while (lock.holder != vcpu) {
+      if (check_every == 0) {
+        sc_core::wait(wake);
+        continue;
+      }
+      sc_core::wait(sc_core::sc_time::from_value(check_every), wake);
+      if (lock.holder != vcpu && check) check();
+    }
     ++contended_;
     return sc_core::sc_time_stamp().value() - start;
   }

@@ -11,7 +11,9 @@ void GuestScheduler::wake(GuestTask* task) {
   work_.notify(sc_core::SC_ZERO_TIME);
 }
 
-GuestTask* GuestScheduler::next(int vcpu, const RunControl& control) {
+GuestTask* GuestScheduler::next(int vcpu, const RunControl& control,
+                                 const std::function<void()>& idle,
+                                 const std::function<void()>& busy) {
   for (;;) {
     if (control.stopped()) return nullptr;
     const auto it = std::find_if(queue_.begin(), queue_.end(), [&](const GuestTask* t) {
@@ -27,7 +29,9 @@ GuestTask* GuestScheduler::next(int vcpu, const RunControl& control) {
       work_.notify(sc_core::SC_ZERO_TIME);  // the other idle VCPUs finish too
       return nullptr;
     }
+    if (idle) idle();
     sc_core::wait(work_);
+    if (busy) busy();
   }
 }
 

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -59,7 +60,9 @@ class GuestScheduler {
   void wake(GuestTask* task);
   // The next task for `vcpu`, waiting in simulated time while there is none; nullptr when
   // every task is done or the run has stopped. Called from the VCPU's thread.
-  GuestTask* next(int vcpu, const RunControl& control);
+  // `idle` runs before the VCPU waits for work (it gives up its PCPU), `busy` after the wait.
+  GuestTask* next(int vcpu, const RunControl& control, const std::function<void()>& idle = {},
+                  const std::function<void()>& busy = {});
   // A running task gave up its VCPU: runnable again (preempted), blocked, or done.
   void preempt(GuestTask* task);
   void block(GuestTask* task) { task->state = GuestTask::State::kBlocked; }

@@ -26,6 +26,7 @@ template <typename Flush>
 void TlbShootdown::shootdown(uint32_t mm, uint64_t local_cycles, Flush&& flush) {
   Vcpu* const initiator = initiator_;
   int remotes = 0;
+  size_t descheduled = 0;  // remote VCPUs that acknowledge only when they run again
   for (auto& vcpu : *vcpus_) {
     if (!runs(*vcpu, initiator, mm)) continue;
     if (vcpu.get() == initiator) {
@@ -38,7 +39,15 @@ void TlbShootdown::shootdown(uint32_t mm, uint64_t local_cycles, Flush&& flush) 
       ++remotes;
       ++remote_flushes_;
       vcpu->interrupt(params_.remote_handler_cycles + local_cycles + extra);
+      if (!vcpu->on_pcpu() && initiator) {
+        vcpu->request_ack(initiator);
+        ++descheduled;
+      }
     }
+  }
+  if (descheduled) {
+    initiator->wait_for_acks(descheduled);
+    initiator_ = initiator;
   }
   if (remotes) {
     ++shootdowns_;

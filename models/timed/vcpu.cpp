@@ -106,6 +106,7 @@ uint64_t Vcpu::handle_shadow_fault(uint64_t va, const Access& access, const MmuR
     }
     w_.mmu->page_fault_invalidate(va, w_.tlb_context, hardware_->mode());
     const HvFaultResult h = w_.hv->page_fault(*this, va, access, r.error_code, nullptr);
+    maybe_yield();  // Xen reschedules on the way back to the guest
     if (h.kind == HvFaultResult::Kind::kInject) guest_page_fault(va, h.error_code);
     r = w_.mmu->translate(va, access, *hardware_, w_.tlb_context);
     unsynced_cycles_ += r.cycles;
@@ -195,11 +196,16 @@ void Vcpu::sync_now() {
 void Vcpu::enter_kernel(uint32_t mm) {
   sync_now();
   if (w_.mm_locks && mm) {
-    const uint64_t waited = w_.mm_locks->acquire(mm, id_, mm_lock_wake_);
+    const uint64_t preempted = preempted_cycles_;
+    const uint64_t waited =
+        w_.pcpus ? w_.mm_locks->acquire(mm, id_, mm_lock_wake_, w_.pcpus->params().slice_cycles,
+                                        [this] { maybe_yield(); })
+                 : w_.mm_locks->acquire(mm, id_, mm_lock_wake_);
     if (waited) {
-      guest_lock_cycles_ += waited;
+      guest_lock_cycles_ += waited - (preempted_cycles_ - preempted);  // spinning, on a PCPU
       quantum_keeper_.reset();
       reset_sync_budget();
+      take_pcpu();  // the lock may have come while this VCPU was descheduled
     }
     locked_mm_ = mm;
   }
@@ -229,6 +235,69 @@ uint64_t Vcpu::leave_kernel(uint64_t instructions) {
   return charged + accesses;
 }
 
+uint64_t Vcpu::take_pcpu() {
+  if (!w_.pcpus || w_.pcpus->pcpu_of(id_) >= 0) return 0;
+  sync_now();
+  const uint64_t start = sc_core::sc_time_stamp().value();
+  const int pcpu = w_.pcpus->acquire(id_, pcpu_wake_);
+  const uint64_t waited = sc_core::sc_time_stamp().value() - start;
+  if (waited) {
+    preempted_cycles_ += waited;
+    quantum_keeper_.reset();
+    reset_sync_budget();
+  }
+  Mmu* mmu = w_.pcpu_mmus.at(static_cast<size_t>(pcpu));
+  if (pcpu != last_pcpu_ && last_pcpu_ >= 0) {
+    // KVM flushes a VCPU's VPID on the PCPU it migrates to (vmx_vcpu_load): entries it left
+    // there earlier may be stale.
+    mmu->tlbs().flush_vpid(w_.tlb_context.vpid);
+    mmu->pscs().flush_vpid(w_.tlb_context.vpid);
+  }
+  w_.mmu = mmu;
+  last_pcpu_ = pcpu;
+  ++pcpu_switches_;
+  const uint64_t switch_cycles = w_.pcpus->params().switch_cycles;
+  unsynced_cycles_ += switch_cycles;
+  hypervisor_cycles_ += switch_cycles;
+  // Shootdown IPIs that arrived while descheduled are handled now (their handler cycles were
+  // charged when they were sent); the initiators waiting for the acknowledgement go on.
+  for (Vcpu* initiator : ack_requests_) {
+    if (--initiator->acks_pending_ == 0) initiator->ack_wake_.notify(sc_core::SC_ZERO_TIME);
+  }
+  ack_requests_.clear();
+  return waited + switch_cycles;
+}
+
+void Vcpu::give_pcpu() {
+  if (!w_.pcpus || w_.pcpus->pcpu_of(id_) < 0) return;
+  sync_now();
+  w_.pcpus->release(id_);
+}
+
+uint64_t Vcpu::maybe_yield() {
+  if (!w_.pcpus) return 0;
+  sync_now();
+  if (!w_.pcpus->should_yield(id_)) return 0;
+  ++preemptions_;
+  give_pcpu();
+  return take_pcpu();
+}
+
+void Vcpu::wait_for_acks(size_t count) {
+  acks_pending_ += count;
+  const uint64_t start = now_cycles();
+  const uint64_t preempted = preempted_cycles_;
+  sync_now();
+  while (acks_pending_ > 0) {  // spinning in flush_tlb_others: the slice still runs out
+    sc_core::wait(sc_core::sc_time::from_value(w_.pcpus->params().slice_cycles), ack_wake_);
+    if (acks_pending_ > 0) maybe_yield();
+  }
+  quantum_keeper_.reset();
+  reset_sync_budget();
+  resume_kernel();
+  ack_wait_cycles_ += now_cycles() - start - (preempted_cycles_ - preempted);
+}
+
 void Vcpu::hv_lock_waited(uint64_t elapsed, uint64_t spinning) {
   spin_cycles_ += spinning;
   hypervisor_cycles_ += elapsed - spinning;
@@ -253,6 +322,7 @@ bool Vcpu::kernel_access(uint64_t va, uint64_t expected_pa, const Access& access
     if (r.outcome == WalkOutcome::kPageFault && w_.hv && round < kMaxFaultRounds) {
       w_.mmu->page_fault_invalidate(va, w_.tlb_context, hardware_->mode());
       const HvFaultResult h = w_.hv->page_fault(*this, va, access, r.error_code, store);
+      maybe_yield();  // back to the guest kernel, which may be holding its own locks
       resume_kernel();
       if (h.kind == HvFaultResult::Kind::kEmulated) return true;
       if (h.kind == HvFaultResult::Kind::kFixed) continue;
@@ -307,6 +377,7 @@ void Vcpu::guest_invlpg(uint64_t va) {
     return;
   }
   w_.hv->invlpg(*this, va);
+  maybe_yield();
   resume_kernel();
 }
 
@@ -317,6 +388,7 @@ void Vcpu::guest_flush_tlb() {
     return;
   }
   w_.hv->cr3_write(*this, w_.paging);
+  maybe_yield();
   resume_kernel();
 }
 
@@ -368,16 +440,15 @@ void Vcpu::switch_mm(uint32_t pid) {
   }
   const uint64_t root = w_.kernel->cr3(pid);
   const uint64_t cr3 = root | w_.tlb_context.pcid;
-  if (!w_.paging.load_cr3(cr3, w_.mmu->memory())) {
-    throw Error(fmt::format("vcpu{}: the address space's PDPTEs failed to load", id_));
-  }
   if (w_.hv) {  // the CR3 write exits; the hypervisor loads the shadow root (a full flush)
+    w_.mmu->load_guest_cr3(w_.paging, w_.tlb_context, cr3, false);  // the guest's view
     w_.hv->cr3_write(*this, w_.paging);
+    maybe_yield();
     resume_kernel();
     ++cr3_flushes_;
-  } else if (flush) {
-    w_.mmu->flush_non_global(w_.tlb_context);
-    ++cr3_flushes_;
+  } else {  // native, or nested: the hardware loads the guest's CR3 (PAE: PDPTEs via EPT)
+    unsynced_cycles_ += w_.mmu->load_guest_cr3(w_.paging, w_.tlb_context, cr3, flush);
+    cr3_flushes_ += flush;
   }
   folder_ = &w_.folders->of(mm);
   w_.kernel->switch_root(loaded_root_, root);  // the old top level may be freed now
@@ -438,10 +509,19 @@ void Vcpu::run() {
     quantum_keeper_.reset();
     reset_sync_budget();
     uint64_t idle_since = 0;
-    while (GuestTask* task = w_.scheduler->next(id_, *w_.control)) {
+    cycles_ += take_pcpu();
+    for (;;) {
+      const uint64_t preempted = preempted_cycles_;
+      uint64_t pcpu_cycles = 0;  // waiting for a PCPU after waking, and the switch
+      GuestTask* task = w_.scheduler->next(id_, *w_.control, [this] { give_pcpu(); },
+                                           [this, &pcpu_cycles] { pcpu_cycles += take_pcpu(); });
+      if (!task) break;
+      pcpu_cycles += take_pcpu();  // no-op unless it gave its PCPU up while waiting
       quantum_keeper_.reset();  // the wait for work let global time pass
       reset_sync_budget();
-      idle_cycles_ += sc_core::sc_time_stamp().value() - idle_since;
+      idle_cycles_ += sc_core::sc_time_stamp().value() - idle_since -
+                      (preempted_cycles_ - preempted);
+      cycles_ += pcpu_cycles;
       task_ = task;
       const bool context_switch = last_task_ && last_task_ != task;
       const uint64_t switch_start = now_cycles();
@@ -467,6 +547,7 @@ void Vcpu::run() {
       if (stop == Stop::kLimit) break;
     }
     if (w_.control->stopped()) w_.scheduler->stop_all();
+    give_pcpu();
     sync_now();
     finish_cycles_ = sc_core::sc_time_stamp().value();
     w_.control->at_sync(finish_cycles_);
@@ -542,10 +623,9 @@ Vcpu::Stop Vcpu::run_task(GuestTask& task) {
     // then yield to the kernel if the quantum is used up.
     if (w_.control->count_reference() && !w_.control->handle_event(now_cycles())) break;
     // The slice is checked at quantum boundaries only: the hit path stays free of time reads.
-    if (sync_if_quantum_used() && now_cycles() >= slice_end &&
-        w_.scheduler->someone_waiting(id_)) {
-      return Stop::kSlice;
-    }
+    if (!sync_if_quantum_used()) continue;
+    cycles_ += maybe_yield();  // the PCPU's slice (a timer exit, then rescheduling)
+    if (now_cycles() >= slice_end && w_.scheduler->someone_waiting(id_)) return Stop::kSlice;
   }
   return Stop::kLimit;
 }
@@ -586,15 +666,22 @@ void Vcpu::register_stats(StatsGroup g) {
             "paging; part of cycles)");
   g.counter("spin_cycles", &spin_cycles_, "cycles",
             "spinning on the shadow lock while another VCPU held it (part of cycles)");
+  g.counter("preempted_cycles", &preempted_cycles_, "cycles",
+            "runnable but waiting for a PCPU (VCPUs outnumber PCPUs; part of cycles)");
+  g.counter("ack_wait_cycles", &ack_wait_cycles_, "cycles",
+            "waiting for TLB-shootdown acknowledgements of descheduled VCPUs (part of cycles)");
+  g.counter("preemptions", &preemptions_, "slices",
+            "slices that ended with another VCPU waiting for the PCPU");
+  g.counter("pcpu_switches", &pcpu_switches_, "switches", "times this VCPU was put on a PCPU");
   g.counter("guest_lock_cycles", &guest_lock_cycles_, "cycles",
             "waiting for another VCPU's kernel operation on the same address space (part of "
             "cycles)");
   g.formula("guest_cycles",
             [this] {
               return static_cast<double>(cycles_) - static_cast<double>(hypervisor_cycles_) -
-                     static_cast<double>(spin_cycles_);
+                     static_cast<double>(spin_cycles_) - static_cast<double>(preempted_cycles_);
             },
-            "cycles", "cycles - hypervisor_cycles - spin_cycles");
+            "cycles", "cycles - hypervisor_cycles - spin_cycles - preempted_cycles");
 }
 
 }  // namespace shadowsim

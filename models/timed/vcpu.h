@@ -25,6 +25,7 @@
 #include "guest/kernel_memory_port.h"
 #include "hv/hv_cpu.h"
 #include "hv/hypervisor.h"
+#include "hv/pcpu_scheduler.h"
 #include "mmu/mmu.h"
 #include "paging/paging_state.h"
 #include "timed/guest_mm_locks.h"
@@ -48,6 +49,10 @@ struct VcpuWiring {
   bool audit_tlb = false;              // check every translation against the guest's tables
   Hypervisor* hv = nullptr;            // shadow paging: the hypervisor the VCPU exits to
   GuestMmLocks* mm_locks = nullptr;    // shadow paging: kernel operations per mm serialised
+  // VCPUs outnumber PCPUs: the VCPU runs on whichever PCPU the scheduler gives it, with that
+  // PCPU's MMU (pcpu_mmus[p]); otherwise it stays on `mmu` (PCPU = VCPU index).
+  PcpuScheduler* pcpus = nullptr;
+  std::vector<Mmu*> pcpu_mmus;
 };
 
 class Vcpu : public sc_core::sc_module, public KernelCpu, public HvCpu {
@@ -60,6 +65,14 @@ class Vcpu : public sc_core::sc_module, public KernelCpu, public HvCpu {
   // before its next record.
   void interrupt(uint64_t cycles) { interrupt_cycles_ += cycles; }
   const TlbContext& tlb_context() const override { return w_.tlb_context; }
+  // Holds a PCPU now (true unless VCPUs outnumber PCPUs and this one is waiting for one).
+  bool on_pcpu() const { return !w_.pcpus || w_.pcpus->pcpu_of(id_) >= 0; }
+  // A descheduled VCPU got a TLB-shootdown IPI from `initiator`: it acknowledges when it runs
+  // again, and the initiator waits for that (Linux's flush_tlb_others waits for every ack).
+  void request_ack(Vcpu* initiator) { ack_requests_.push_back(initiator); }
+  // The initiator's side: waits (spinning, so it can be descheduled too) until every VCPU it
+  // asked has acknowledged.
+  void wait_for_acks(size_t count);
   Mmu& mmu() override { return *w_.mmu; }
 
   // The guest kernel's TLB invalidations on this VCPU (TlbShootdown). Native: the instruction's
@@ -73,7 +86,7 @@ class Vcpu : public sc_core::sc_module, public KernelCpu, public HvCpu {
 
   // HvCpu: the hypervisor runs on this VCPU's thread and time.
   int vcpu_index() const override { return id_; }
-  int pcpu_index() const override { return id_; }  // one PCPU per VCPU (for now)
+  int pcpu_index() const override { return w_.mmu->pcpu(); }
   void hv_sync() override { sync_now(); }
   void hv_spend(uint64_t cycles) override {
     unsynced_cycles_ += cycles;
@@ -127,6 +140,14 @@ class Vcpu : public sc_core::sc_module, public KernelCpu, public HvCpu {
   // Back in a kernel operation after a wait in the hypervisor: this VCPU is the one in the
   // kernel again (others may have entered and left meanwhile).
   void resume_kernel();
+  // PCPU scheduling (only when VCPUs outnumber PCPUs; no-ops otherwise). take_pcpu waits for a
+  // PCPU and switches to its MMU; give_pcpu frees it; maybe_yield gives it up when the slice
+  // is used and another VCPU waits: called on the way back to the guest (after an exit) and at
+  // quantum boundaries of guest code, never inside the hypervisor.
+  // take_pcpu and maybe_yield return the cycles they added: the wait and the switch.
+  uint64_t take_pcpu();
+  void give_pcpu();
+  uint64_t maybe_yield();
   // Adds the kernel work and flush costs to local time; returns every cycle of this kernel
   // entry (those and the kernel's own memory accesses), for accounting.
   uint64_t leave_kernel(uint64_t instructions);
@@ -169,7 +190,12 @@ class Vcpu : public sc_core::sc_module, public KernelCpu, public HvCpu {
   const PagingState* hardware_ = &w_.paging;
   bool in_kernel_ = false;
   uint32_t locked_mm_ = 0;
-  sc_core::sc_event mm_lock_wake_;  // the address space whose guest lock this VCPU holds (0: none)
+  sc_core::sc_event mm_lock_wake_;
+  sc_core::sc_event pcpu_wake_;
+  sc_core::sc_event ack_wake_;
+  std::vector<Vcpu*> ack_requests_;  // initiators waiting for this VCPU's acknowledgement
+  size_t acks_pending_ = 0;          // acknowledgements this VCPU still waits for
+  int last_pcpu_ = -1;  // the address space whose guest lock this VCPU holds (0: none)
   GuestTask* task_ = nullptr;        // running now
   GuestTask* last_task_ = nullptr;   // ran last on this VCPU
   AddressFolder* folder_ = nullptr;  // of the current address space
@@ -212,6 +238,10 @@ class Vcpu : public sc_core::sc_module, public KernelCpu, public HvCpu {
   uint64_t hypervisor_cycles_ = 0;  // exits, the fault path, emulation (shadow paging)
   uint64_t spin_cycles_ = 0;        // waiting for the shadow lock held by another VCPU
   uint64_t guest_lock_cycles_ = 0;  // waiting for another VCPU's kernel operation on an mm
+  uint64_t preempted_cycles_ = 0;   // runnable, waiting for a PCPU
+  uint64_t ack_wait_cycles_ = 0;    // waiting for descheduled VCPUs' shootdown acks
+  uint64_t preemptions_ = 0;        // slices that ended with another VCPU waiting
+  uint64_t pcpu_switches_ = 0;
 };
 
 }  // namespace shadowsim
