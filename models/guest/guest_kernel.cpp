@@ -213,7 +213,7 @@ uint32_t GuestKernel::fork(uint32_t parent_pid, uint64_t* instructions) {
       if (frame != zero_frame_) ++frame_info_[frame].mapcount;
     }
   }
-  tlb_.flush_mm(parent.id);  // flush_tlb_mm(oldmm)
+  flush_mm(parent.id);  // flush_tlb_mm(oldmm)
   ++flush_requests_;
   ++full_flush_requests_;
   const uint32_t pid = next_pid_++;
@@ -259,7 +259,7 @@ void GuestKernel::drop_mm(std::shared_ptr<Mm>& mm) {
     frames.push_back(frame_of(value));
   });
   const uint64_t before = frames_.allocated_count();
-  tlb_.flush_mm(mm->id);
+  flush_mm(mm->id);
   ++flush_requests_;
   ++full_flush_requests_;
   editor_.destroy_tables(mm->root);
@@ -272,6 +272,20 @@ void GuestKernel::drop_mm(std::shared_ptr<Mm>& mm) {
   table_pages_per_mm_.sample(mm->peak_table_pages - 1);  // as Linux's VmPTE: without the PGD
   for (uint64_t f : frames) put_frame(f);
   mm.reset();
+}
+
+// The TLB flushes can wait (a hypervisor's exits), and other CPUs' kernel operations set their
+// own PTE-write cause meanwhile: this operation's cause is put back afterwards.
+void GuestKernel::flush_mm(uint32_t mm) {
+  const Cause mine = store_->cause;
+  tlb_.flush_mm(mm);
+  store_->cause = mine;
+}
+
+void GuestKernel::flush_pages(uint32_t mm, const std::vector<uint64_t>& pages) {
+  const Cause mine = store_->cause;
+  tlb_.flush_pages(mm, pages);
+  store_->cause = mine;
 }
 
 void GuestKernel::free_root(uint64_t root) {
@@ -428,12 +442,12 @@ void GuestKernel::flush_range(Mm& mm, const std::vector<uint64_t>& pages) {
   ++flush_requests_;
   if (span > params_.flush_ceiling_pages) {
     ++full_flush_requests_;
-    tlb_.flush_mm(mm.id);
+    flush_mm(mm.id);
     return;
   }
   std::vector<uint64_t> hull;
   for (uint64_t p = *lo; p <= *hi; p += kPageSize) hull.push_back(p);
-  tlb_.flush_pages(mm.id, hull);
+  flush_pages(mm.id, hull);
 }
 
 // zap + free_pgtables + tlb_finish_mmu: PTEs cleared, empty tables unlinked, then the flush,

@@ -222,6 +222,8 @@ class GuestKernel {
   std::shared_ptr<Mm> new_mm();
   void drop_mm(std::shared_ptr<Mm>& mm);  // last user: exit_mmap
   void free_root(uint64_t root);          // pgd_free
+  void flush_mm(uint32_t mm);             // tlb_, keeping this operation's PTE-write cause
+  void flush_pages(uint32_t mm, const std::vector<uint64_t>& pages);
   Vma* find_vma(Mm& mm, uint64_t va);
   void insert_vma(Mm& mm, Vma vma);
   void split_at(Mm& mm, uint64_t address);

@@ -149,6 +149,13 @@ void Hypervisor::audit_all() {
   if (auditor_) auditor_->check_all("full audit");
 }
 
+void Hypervisor::check_direct_store(HvCpu& cpu, uint64_t pa) {
+  if (!auditor_ || !shadows_.is_page_table(pa >> kPageShift)) return;
+  throw Error(fmt::format("shadow audit: vcpu{}'s store to guest page table {:#x} went through "
+                          "without trapping at t={}: a writable mapping of a shadowed table "
+                          "survived (a missing flush?)", cpu.vcpu_index(), pa, now_cycles()));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Steps the strategies call
 
@@ -275,6 +282,7 @@ HvFaultResult Hypervisor::page_fault(HvCpu& cpu, uint64_t va, const Access& acce
   const uint64_t start = now_cycles();
   ++stats_.shadow_fault;
   vm_exit(cpu, ExitReason::kPageFault);
+  cpu.hv_sync();  // the fast-emulation check reads shared state (the shadow-freed generation)
   const unsigned v = static_cast<unsigned>(cpu.vcpu_index());
   HvFaultResult result{HvFaultResult::Kind::kFixed};
 
@@ -292,6 +300,7 @@ HvFaultResult Hypervisor::page_fault(HvCpu& cpu, uint64_t va, const Access& acce
     const WalkVerdict verdict = strategy_->walk(*this, f);
     if (verdict == WalkVerdict::kInject) {
       ++stats_.bail_real_fault;
+      shadows_.reset_early_unshadow(v);  // Xen: sh_reset_early_unshadow on the bail path
       result = {HvFaultResult::Kind::kInject, f.walk.result.error_code};
     } else if (verdict == WalkVerdict::kRetry) {
       ++stats_.refaults;
@@ -302,6 +311,10 @@ HvFaultResult Hypervisor::page_fault(HvCpu& cpu, uint64_t va, const Access& acce
   vm_entry(cpu);
   cpu.hv_sync();
   fault_cycles_.sample(now_cycles() - start);
+  if (auditor_ && stats_.shadow_fault % kFullAuditEvery == 0) {
+    auditor_->check_all(fmt::format("periodic full audit after {} shadow faults",
+                                    stats_.shadow_fault));
+  }
   return result;
 }
 
@@ -320,6 +333,7 @@ HvFaultResult Hypervisor::fast_not_present(HvCpu& cpu, uint64_t va, const Access
     return {HvFaultResult::Kind::kFixed};
   }
   ++stats_.fast_gnp;
+  shadows_.reset_early_unshadow(v);
   note(cpu, fmt::format("fast path: {:#x} not present in the guest", va));
   return {HvFaultResult::Kind::kInject, error_code & ~(pfec::kReserved | pfec::kPresent)};
 }
@@ -331,12 +345,11 @@ HvFaultResult Hypervisor::fix(ShadowFault& f, const GuestStore* store) {
   ShadowWork w;
   const ShadowMode mode = shadows_.mode();
   shadows_.prealloc(l1_type(mode), mode == ShadowMode::k4on4 ? 3 : 1, w);
-  if (w.flush_all_pcpus) flush_domain(cpu);
   const ShadowL1Slot slot = shadows_.get_and_create_l1e(f.walk, w);
   const bool changed = shadows_.set_l1e(slot, shadows_.propagate_l1e(f.walk, w), w);
   shadows_.prefetch(slot, f.walk, w);
   charge(cpu, w);
-  if (changed || w.flush_needed) flush_domain(cpu);
+  if (w.flush_all_pcpus || changed || w.flush_needed) flush_domain(cpu);  // one flush
   note(cpu, fmt::format("shadow of {:#x} set", f.va));
   if (auditor_) {
     std::vector<uint64_t> frames;
@@ -427,8 +440,11 @@ void Hypervisor::emulate(HvCpu& cpu, uint64_t va, const GuestStore& store) {
   audit_frames(cpu, {gfn}, "an emulated write");
   unlock(cpu);
   ++stats_.emulate_write;
+  // Xen remembers the frame for fast emulation only while it is still a page table (the write
+  // may have unshadowed it: early unshadow, a misaligned write); otherwise it forgets it, and
+  // the next store faults its way to a writable mapping.
   VcpuState& state = vcpus_.at(v);
-  state.emulated_valid = true;
+  state.emulated_valid = shadows_.is_page_table(gfn);
   state.emulated_page = va >> kPageShift;
   state.emulated_gfn = gfn;
   state.emulated_generation = shadows_.shadow_freed_generation();

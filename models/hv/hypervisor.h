@@ -76,8 +76,7 @@ class Hypervisor {
   // Guest MOV to CR3 (with `guest` the VCPU's guest paging state after the load, PAE PDPTEs
   // included): the VCPU's hardware state becomes its shadow root.
   void cr3_write(HvCpu& cpu, const PagingState& guest);
-  // Guest INVLPG. `remote`: run inside a flush IPI another VCPU sent (no exit of its own is
-  // charged here; the IPI's handler cost is the sender's business).
+  // Guest INVLPG (an exit).
   void invlpg(HvCpu& cpu, uint64_t va);
   // The same two, run by another VCPU's flush IPI on `cpu` (at the sender's time, on the
   // sender's thread): nothing waits and nothing is added to `cpu`'s time; the result is the
@@ -117,6 +116,9 @@ class Hypervisor {
 
   // Auditor: every shadow of every frame checked now (run end, tests).
   void audit_all();
+  // Auditor: a guest store to `pa` went through without trapping; with the audit on, that must
+  // not be a shadowed page table (a writable mapping survived write-access removal).
+  void check_direct_store(HvCpu& cpu, uint64_t pa);
 
   void register_stats(StatsGroup g);
 
@@ -162,6 +164,9 @@ class Hypervisor {
     unsigned vcpu;
   };
   static constexpr size_t kBumpLog = 4096;
+  // With the audit on, every shadow is checked this often (faults), besides the frames each
+  // commit touches: changes made to other shadows (prefetch, validation, reclaim) are covered.
+  static constexpr uint64_t kFullAuditEvery = 1000;
 
   void vm_exit(HvCpu& cpu, ExitReason reason);
   void vm_entry(HvCpu& cpu);

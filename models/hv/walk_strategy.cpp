@@ -1,5 +1,7 @@
 #include "hv/walk_strategy.h"
 
+#include "common/error.h"
+
 namespace shadowsim {
 
 // `auto-up` is not a class of its own: it is `locked` for a uniprocessor guest and `unlocked`
@@ -14,7 +16,7 @@ std::unique_ptr<WalkStrategy> make_walk_strategy(StrategyKind kind, unsigned vcp
     case StrategyKind::kUnlockedNocheck: return make_unlocked_strategy(kind);
     case StrategyKind::kUnlockedCompare: return make_compare_strategy();
   }
-  return make_locked_strategy();
+  throw Error("hypervisor.strategy: unknown strategy");
 }
 
 }  // namespace shadowsim

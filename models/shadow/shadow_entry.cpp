@@ -7,9 +7,11 @@ uint64_t propagate_leaf(uint64_t gl1e, const LeafContext& ctx) {
   // Bad frame or reserved bits: an empty entry sends the access to the slow path, whose guest
   // walk reports the guest's own fault (or the bad-gfn bail).
   if (!ctx.target_ram || ctx.guest_reserved) return 0;
+  // Xen's pass_thru_flags are P|RW|U|A (+NX); the caching bits stand for what Xen's
+  // get_pat_flags derives from the guest's; G never passes: the guest's CR3 writes reload the
+  // shadow root, and its global kernel mappings go with everything else.
   constexpr uint64_t kPassThrough = pte::kPresent | pte::kWritable | pte::kUser | pte::kPwt |
-                                    pte::kPcd | pte::kAccessed | pte::kDirty | pte::kPat4K |
-                                    pte::kGlobal;
+                                    pte::kPcd | pte::kAccessed | pte::kDirty | pte::kPat4K;
   uint64_t flags = gl1e & kPassThrough;
   if (ctx.guest_nx) flags |= gl1e & pte::kExecuteDisable;
   if (!(gl1e & pte::kAccessed)) flags &= ~pte::kPresent;  // A emulation: fault on first use

@@ -29,16 +29,20 @@ void TlbShootdown::shootdown(uint32_t mm, uint64_t local_cycles, Flush&& flush) 
   size_t descheduled = 0;  // remote VCPUs that acknowledge only when they run again
   for (auto& vcpu : *vcpus_) {
     if (!runs(*vcpu, initiator, mm)) continue;
+    // Under shadow paging the INVLPG / CR3 reload exits: its cost is the exit's, not the
+    // native instruction's.
+    const uint64_t instruction = vcpu->tlb_ops_exit() ? 0 : local_cycles;
     if (vcpu.get() == initiator) {
       flush(*vcpu, true);
       initiator_ = initiator;
       ++local_flushes_;
-      initiator_cycles_[initiator] += local_cycles;
+      initiator_cycles_[initiator] += instruction;
     } else {
-      const uint64_t extra = flush(*vcpu, false);
+      const uint64_t exits = flush(*vcpu, false);
       ++remotes;
       ++remote_flushes_;
-      vcpu->interrupt(params_.remote_handler_cycles + local_cycles + extra);
+      vcpu->interrupt(params_.remote_handler_cycles + instruction);
+      if (exits) vcpu->hv_interrupt(exits);
       if (!vcpu->on_pcpu() && initiator) {
         vcpu->request_ack(initiator);
         ++descheduled;

@@ -351,6 +351,7 @@ uint64_t Vcpu::kernel_load(uint64_t va, uint64_t expected_pa, int width) {
 bool Vcpu::kernel_store(uint64_t va, uint64_t expected_pa, int width, uint64_t value) {
   const GuestStore store{expected_pa, width, value};
   if (kernel_access(va, expected_pa, Access::write(false), &store)) return true;  // emulated
+  if (w_.hv) w_.hv->check_direct_store(*this, expected_pa);  // hypervisor.audit only
   w_.mmu->table_memory().memory().write(expected_pa, value, width);
   return false;
 }
@@ -591,12 +592,14 @@ Vcpu::Stop Vcpu::run_task(GuestTask& task) {
       }
     }
     const TraceRecord& r = task.batch[task.next++];
-    if (interrupt_cycles_) {  // another VCPU's shootdown interrupted this one
+    if (interrupt_cycles_ || hv_interrupt_cycles_) {  // another VCPU's IPI interrupted this one
       ++interrupts_;
       interrupt_cycles_total_ += interrupt_cycles_;
-      cycles_ += interrupt_cycles_;
-      unsynced_cycles_ += interrupt_cycles_;
+      hypervisor_cycles_ += hv_interrupt_cycles_;  // its exits, or a hypervisor flush IPI
+      cycles_ += interrupt_cycles_ + hv_interrupt_cycles_;
+      unsynced_cycles_ += interrupt_cycles_ + hv_interrupt_cycles_;
       interrupt_cycles_ = 0;
+      hv_interrupt_cycles_ = 0;
     }
     // Local time advances as the work is done, so a kernel entry syncs at the right time.
     const uint64_t instructions = instructions_of(r);

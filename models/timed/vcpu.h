@@ -93,10 +93,11 @@ class Vcpu : public sc_core::sc_module, public KernelCpu, public HvCpu {
     hypervisor_cycles_ += cycles;
   }
   void hv_lock_waited(uint64_t elapsed, uint64_t spinning) override;
-  void hv_interrupt(uint64_t cycles) override {
-    interrupt_cycles_ += cycles;
-    hypervisor_cycles_ += cycles;
-  }
+  // Charged with the next record, as hypervisor time.
+  void hv_interrupt(uint64_t cycles) override { hv_interrupt_cycles_ += cycles; }
+  // Under shadow paging the guest's INVLPG and CR3 reload exit: the native instruction costs
+  // of a shootdown are replaced by the exits (TlbShootdown asks).
+  bool tlb_ops_exit() const { return w_.hv != nullptr; }
   void load_hardware_state(const PagingState& state) override {
     hardware_state_ = state;
     hardware_ = &hardware_state_;
@@ -210,6 +211,7 @@ class Vcpu : public sc_core::sc_module, public KernelCpu, public HvCpu {
   uint64_t asid_clock_ = 0;
 
   uint64_t interrupt_cycles_ = 0;  // shootdown handlers not yet charged
+  uint64_t hv_interrupt_cycles_ = 0;  // hypervisor work for other VCPUs' IPIs, not yet charged
   uint64_t interrupts_ = 0;
   uint64_t interrupt_cycles_total_ = 0;
   tlm_utils::tlm_quantumkeeper quantum_keeper_;

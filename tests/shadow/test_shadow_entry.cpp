@@ -41,9 +41,10 @@ TEST(ShadowEntry, FlagsComeFromTheGuest) {
   LeafContext ctx;
   const uint64_t g = kFrame | kAll | pte::kGlobal | pte::kPat4K | pte::kPcd | pte::kPwt |
                      pte::kExecuteDisable | (1ULL << 9);  // bit 9: software-available
-  EXPECT_EQ(propagate_leaf(g, ctx), g & ~pte::kExecuteDisable & ~(1ULL << 9));  // no NXE
+  // G never reaches the shadow (Xen's pass_thru_flags); software bits neither.
+  EXPECT_EQ(propagate_leaf(g, ctx), g & ~pte::kGlobal & ~pte::kExecuteDisable & ~(1ULL << 9));
   ctx.guest_nx = true;
-  EXPECT_EQ(propagate_leaf(g, ctx), g & ~(1ULL << 9));
+  EXPECT_EQ(propagate_leaf(g, ctx), g & ~pte::kGlobal & ~(1ULL << 9));
 }
 
 TEST(ShadowEntry, UpperEntriesGetAccessedDirtyAndNeverPs) {

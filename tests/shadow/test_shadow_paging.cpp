@@ -118,7 +118,7 @@ TEST_P(ShadowModes, FaultEveryPageInAndCompareWalks) {
       EXPECT_FALSE(m.shadow.is_page_table(frame));
     }
     EXPECT_EQ(s.translation.pat_index, g.translation.pat_index);
-    EXPECT_EQ(s.translation.global, g.translation.global);
+    EXPECT_FALSE(s.translation.global) << "G never reaches a shadow (Xen's pass_thru_flags)";
   }
   // Unmapped neighbours in faulted-in tables: prefetched magic entries fault with RSVD, and the
   // fast path reflects what the guest's own walk reports.
