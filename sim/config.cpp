@@ -1,4 +1,5 @@
 #include "config.h"
+#include "presets.h"
 
 #include <cmath>
 #include <filesystem>
@@ -290,8 +291,20 @@ SimConfig read_document(json doc, const std::string& origin,
     throw Error(fmt::format("{}: the top level must be a JSON object, got {}", origin, shown(doc)));
   }
   for (const std::string& o : overrides) apply_override(doc, o, origin);
+  // The preset first (every value starts from it), then the document over it, key by key.
   SimConfig config;
+  if (doc.contains("preset")) {
+    json only = json::object();
+    only["preset"] = doc["preset"];
+    JsonReader::read_object(only, config, "", origin);
+    config = preset_config(config.preset);
+  }
   JsonReader::read_object(doc, config, "", origin);
+  if (config.preset == HardwarePreset::kCore2_2008 &&
+      config.machine.virtualization == Virtualization::kNested) {
+    throw Error(fmt::format("{}: machine.virtualization: the core2-2008 preset has no EPT: nested "
+                            "paging needs a later CPU (preset \"modern\")", origin));
+  }
   if (config.workload.trace.empty()) {
     throw Error(fmt::format("{}: workload.trace: expected a trace file or manifest path", origin));
   }

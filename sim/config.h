@@ -147,8 +147,12 @@ struct RunParams {
   }
 };
 
+// The parameter set a config starts from (sim/presets.h; docs/presets.md).
+enum class HardwarePreset : unsigned char { kModern, kCore2_2008 };
+
 struct SimConfig {
   std::string description;  // free text, carried into the results
+  HardwarePreset preset = HardwarePreset::kModern;
   MachineParams machine;
   GuestKernelParams guest;
   HypervisorParams hypervisor;
@@ -158,6 +162,10 @@ struct SimConfig {
   template <class V>
   void visit(V& v) {
     v.value("description", description, "free text, copied into the results");
+    v.choice("preset", preset,
+             "hardware preset every other value starts from (docs/presets.md): a modern core "
+             "with VPID, EPT and APIC virtualization, or the Core 2 of the Xen 2008 study",
+             {{"modern", HardwarePreset::kModern}, {"core2-2008", HardwarePreset::kCore2_2008}});
     v.group("machine", machine, "the simulated machine");
     v.group("guest", guest, "the guest kernel model (docs/guest.md)");
     v.group("hypervisor", hypervisor,

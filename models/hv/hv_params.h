@@ -173,6 +173,9 @@ struct HypervisorParams {
   uint32_t shadow_pool_mib = 0;
   // VPID: without it every VM exit and entry flushes the PCPU's TLB (core2-2008 hardware).
   bool vpid = true;
+  // Without APIC virtualization (core2-2008) a guest IPI exits: a TLB shootdown costs its
+  // sender an exit and each target an exit to take the interrupt.
+  bool ipi_exits = false;
   HvCosts costs;
   VersionBumpSites bump;
   // Check every committed shadow entry against the guest's current entries (docs/hypervisor.md
@@ -199,6 +202,8 @@ struct HypervisorParams {
             "shadow pool (0: 1 MiB per VCPU + 8 KiB per MiB of guest RAM, xend's default)",
             Limits{0, 1 << 20}, "MiB");
     v.value("vpid", vpid, "VPID tags: without them every VM exit and entry flushes the TLB");
+    v.value("ipi_exits", ipi_exits,
+            "guest IPIs exit (no APIC virtualization): shootdowns cost exits on both sides");
     v.group("costs", costs, "cost of each hypervisor step");
     v.group("bump", bump, "version-counter bump sites (turning one off is unsafe)");
     v.value("audit", audit,

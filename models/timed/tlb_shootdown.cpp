@@ -42,7 +42,7 @@ void TlbShootdown::shootdown(uint32_t mm, uint64_t local_cycles, Flush&& flush) 
       ++remotes;
       ++remote_flushes_;
       vcpu->interrupt(params_.remote_handler_cycles + instruction);
-      if (exits) vcpu->hv_interrupt(exits);
+      if (exits + vcpu->ipi_exit_cycles()) vcpu->hv_interrupt(exits + vcpu->ipi_exit_cycles());
       if (!vcpu->on_pcpu() && initiator) {
         vcpu->request_ack(initiator);
         ++descheduled;
@@ -56,6 +56,9 @@ void TlbShootdown::shootdown(uint32_t mm, uint64_t local_cycles, Flush&& flush) 
   if (remotes) {
     ++shootdowns_;
     initiator_cycles_[initiator] += params_.ipi_cycles;
+    if (initiator && initiator->ipi_exit_cycles()) {  // writing the ICR exits
+      initiator->hv_interrupt(initiator->ipi_exit_cycles());
+    }
   }
 }
 

@@ -64,6 +64,28 @@ TEST(Config, ResolvedConfigRoundTrips) {
   EXPECT_EQ(again.machine.paging_mode, PagingMode::k32Bit);
 }
 
+TEST(Config, APresetIsTheStartingPointAndTheDocumentOverridesIt) {
+  const SimConfig modern = parse(R"({"workload": {"trace": "t.sst"}})");
+  const SimConfig core2 = parse(R"({"preset": "core2-2008", "workload": {"trace": "t.sst"},
+                                   "hypervisor": {"costs": {"vmentry_cycles": 123}}})");
+  EXPECT_EQ(core2.preset, HardwarePreset::kCore2_2008);
+  EXPECT_TRUE(modern.hypervisor.vpid);
+  EXPECT_FALSE(core2.hypervisor.vpid) << "Core 2 has no VPID";
+  EXPECT_TRUE(core2.hypervisor.ipi_exits);
+  EXPECT_FALSE(core2.machine.psc.vpid);
+  EXPECT_EQ(core2.machine.memory.l1d.latency_cycles, 3u);
+  EXPECT_EQ(core2.hypervisor.costs.vmexit_cycles, 800u) << "from the preset";
+  EXPECT_EQ(core2.hypervisor.costs.vmentry_cycles, 123u) << "the document wins over the preset";
+  EXPECT_EQ(modern.hypervisor.costs.vmentry_cycles, HvCosts{}.vmentry_cycles);
+  // The resolved config names the preset and every value: reading it back gives the same.
+  const SimConfig again = parse(config_to_json(core2));
+  EXPECT_EQ(config_to_json(again), config_to_json(core2));
+  // Nested paging needs EPT, which a Core 2 lacks.
+  EXPECT_THROW(parse(R"({"preset": "core2-2008", "workload": {"trace": "t.sst"},
+                         "machine": {"virtualization": "nested"}})"),
+               Error);
+}
+
 struct BadConfig {
   const char* name;
   const char* json;
