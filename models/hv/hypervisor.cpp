@@ -280,6 +280,18 @@ void Hypervisor::record_walk(ShadowFault& f) {
 HvFaultResult Hypervisor::page_fault(HvCpu& cpu, uint64_t va, const Access& access,
                                      uint32_t error_code, const GuestStore* store) {
   const uint64_t start = now_cycles();
+  VcpuState& ahead = vcpus_.at(static_cast<size_t>(cpu.vcpu_index()));
+  const uint64_t ahead_pa = ahead.emulate_ahead_pa;
+  ahead.emulate_ahead_pa = kNoAhead;
+  if (store && ahead_pa != kNoAhead && (store->pa ^ ahead_pa) == 4) {
+    // PAE emulate-ahead (research §1.6): the emulator went on past the first half of a PTE
+    // and emulated this second half in the same exit: no exit, no fault path of its own.
+    ++stats_.emulate_ahead;
+    cpu.hv_sync();
+    emulate(cpu, va, *store);
+    cpu.hv_sync();
+    return {HvFaultResult::Kind::kEmulated};
+  }
   ++stats_.shadow_fault;
   vm_exit(cpu, ExitReason::kPageFault);
   cpu.hv_sync();  // the fast-emulation check reads shared state (the shadow-freed generation)
@@ -448,6 +460,11 @@ void Hypervisor::emulate(HvCpu& cpu, uint64_t va, const GuestStore& store) {
   state.emulated_page = va >> kPageShift;
   state.emulated_gfn = gfn;
   state.emulated_generation = shadows_.shadow_freed_generation();
+  // A 4-byte write of a PAE guest is half a PTE: Xen emulates up to four more instructions
+  // hoping to catch the other half (the guest's next store, here).
+  if (shadows_.guest_state(v).mode() == PagingMode::kPae && store.width == 4) {
+    state.emulate_ahead_pa = store.pa;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -531,6 +548,9 @@ void Hypervisor::register_stats(StatsGroup g) {
             "inconsistent walks returned to the guest to fault again");
   g.counter("rewalks", &s.rewalks, "walks", "inconsistent walks re-done inside the handler");
   g.counter("emulate_write", &s.emulate_write, "writes", "emulated guest page-table writes");
+  g.counter("emulate_ahead", &s.emulate_ahead, "writes",
+            "second halves of PAE PTE writes emulated without an exit of their own "
+            "(Xen shadow_em_ex_pt)");
   g.counter("user_unshadow", &s.user_unshadow, "faults",
             "user-mode writes to a page table (the frame was unshadowed)");
   g.counter("misaligned_unshadow", &s.misaligned_unshadow, "writes",

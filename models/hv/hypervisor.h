@@ -134,6 +134,7 @@ class Hypervisor {
     uint64_t refaults = 0;             // kRetry: inconsistent walks returned to the guest
     uint64_t rewalks = 0;              // inconsistent walks re-done in the handler
     uint64_t emulate_write = 0;        // emulated page-table writes (every path)
+    uint64_t emulate_ahead = 0;        // PAE second halves emulated in the same exit
     uint64_t user_unshadow = 0;        // user-mode writes to a page table: unshadowed
     uint64_t misaligned_unshadow = 0;
     uint64_t rm_write_flush_tlb = 0;
@@ -150,6 +151,7 @@ class Hypervisor {
   const Stats& stats() const { return stats_; }
 
  private:
+  static constexpr uint64_t kNoAhead = ~0ULL;
   struct VcpuState {
     HvCpu* cpu = nullptr;
     // Xen's last_emulated_frame / last_emulated_mfn, valid while the shadow-freed generation
@@ -158,6 +160,9 @@ class Hypervisor {
     uint64_t emulated_page = 0;
     uint64_t emulated_gfn = 0;
     uint64_t emulated_generation = 0;
+    // PAE emulate-ahead: the half-PTE store just emulated; the next store to its other half
+    // is emulated in the same exit.
+    uint64_t emulate_ahead_pa = kNoAhead;
   };
   struct Bump {
     BumpCause cause;

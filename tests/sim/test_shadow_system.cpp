@@ -79,6 +79,21 @@ TEST_F(ShadowSystemTest, AutoUpIsLockedForOneVcpuAndUnlockedForTwo) {
   EXPECT_GT(stat(*smp, "hv.shadow.shadow_check_gwalk"), 0);
 }
 
+TEST_F(ShadowSystemTest, PaeGuestsEmulateTheSecondHalfOfAPteInTheSameExit) {
+  const std::string config = kernel_compile();
+  std::vector<std::string> pae = shadow("unlocked");
+  pae.push_back("machine.paging_mode=pae");
+  pae.push_back("machine.memory.size_mib=1024");
+  const auto s = run(config, pae);
+  // PAE PTEs are stored as two 32-bit halves: each first half arms the emulator to take the
+  // second one without an exit of its own (Xen's emulate-ahead).
+  EXPECT_GT(stat(*s, "hv.emulate_ahead"), 0);
+  EXPECT_LE(2 * stat(*s, "hv.emulate_ahead"), stat(*s, "hv.emulate_write"));
+  EXPECT_EQ(stat(*s, "hv.exits.page_fault"), stat(*s, "hv.shadow_fault"));
+  const auto wide = run(config, shadow("unlocked"));
+  EXPECT_EQ(stat(*wide, "hv.emulate_ahead"), 0) << "64-bit PTEs are written whole";
+}
+
 TEST_F(ShadowSystemTest, SameConfigAndSeedGiveIdenticalStatistics) {
   const std::string config = kernel_compile();
   std::vector<std::string> o = shadow("unlocked");
