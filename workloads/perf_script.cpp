@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "workloads/byte_stream.h"
+#include "workloads/locality_model.h"
 #include "workloads/trace_formats.h"
 #include "workloads/trace_manifest.h"
 #include "workloads/trace_writer.h"
@@ -486,8 +487,11 @@ PerfSummary summarize_perf_script(const std::string& path) {
         ++s.flushes_by_reason[std::string(r.reason_text)];
         if (r.pages < 0) {
           ++s.full_flushes;
+          ++s.full_flushes_by_reason[std::string(r.reason_text)];
         } else {
           s.flushed_pages += static_cast<uint64_t>(r.pages);
+          s.flushed_pages_by_reason[std::string(r.reason_text)] += static_cast<uint64_t>(r.pages);
+          if (r.pages == 0) ++s.empty_flushes_by_reason[std::string(r.reason_text)];
         }
         break;
       case PerfEventKind::kOther: ++s.other_events[std::string(r.event)]; break;
@@ -542,6 +546,8 @@ PerfImportResult import_perf_script(const std::string& path, const std::string& 
     PerfRecord call;        // a system call entry waiting for its exit
     bool has_call = false;
     bool closed = false;    // exited: nothing more is written
+    std::unique_ptr<LocalityGenerator> locality;  // with a model: its synthetic references
+    std::string comm;       // the comm its locality program was chosen by
   };
   std::vector<Stream> streams(inst.size());
   const double per_ns = options.ghz * options.ipc;
@@ -549,19 +555,44 @@ PerfImportResult import_perf_script(const std::string& path, const std::string& 
   wopts.zstd_level = options.zstd_level;
   std::vector<std::string> files(inst.size());
   uint64_t records = 0;
+  LocalityModel model;
+  const bool synthesize = !options.locality.empty();
+  if (synthesize) model = load_locality_model(options.locality);
+  std::vector<TraceRecord> synthetic;
   auto file_of = [&](size_t i) { return fmt::format("{}.sst.zst", inst[i].stream); };
   auto open = [&](size_t i) {
     files[i] = file_of(i);
     streams[i].writer = create_trace((out_dir / files[i]).string(), wopts);
+    if (synthesize) {
+      streams[i].locality = std::make_unique<LocalityGenerator>(options.seed, inst[i].stream);
+    }
   };
-  // Writes r after the stream's pending instructions, splitting gaps above 2^32-1 with fetch
-  // records at its last faulting IP.
+  // Writes r after the stream's pending instructions: first the synthetic references of the
+  // locality model standing for them (if any), then r, splitting a gap above 2^32-1 with fetch
+  // records at the stream's last faulting IP. The model then learns what r did.
   auto put = [&](size_t i, TraceRecord rec, const OsEvent* event) {
     Stream& s = streams[i];
     if (s.closed) return;
     if (event && !event_problem(*event).empty()) return;  // e.g. a range past 2^64: no change
     uint64_t gap = static_cast<uint64_t>(std::llround(s.pending));
     s.pending = 0;
+    if (s.locality) {
+      synthetic.clear();
+      double modelled = 0;
+      const size_t n =
+          s.locality->generate(gap, options.refs_per_event, &synthetic, &gap, &modelled);
+      result.modelled += modelled;
+      if (n) {
+        s.writer->write(synthetic.data(), n);
+        for (const TraceRecord& x : synthetic) {
+          result.instructions += instructions_of(x);
+          ++result.synthetic_by_kind[static_cast<int>(x.kind)];
+        }
+        result.synthetic += n;
+        result.synthetic_by_program[s.locality->program()->name] += n;
+        records += n;
+      }
+    }
     while (gap > UINT32_MAX && s.last_ip) {
       const TraceRecord filler{RefKind::kFetch, 1, UINT32_MAX, s.last_ip};
       s.writer->write(filler);
@@ -575,9 +606,11 @@ PerfImportResult import_perf_script(const std::string& path, const std::string& 
     if (event) {
       s.writer->write_event(*event, rec.gap);
       ++result.events_by_kind[static_cast<int>(event->kind)];
+      if (s.locality) s.locality->event(*event);
     } else {
       s.writer->write(rec);
       ++result.references;
+      if (s.locality) s.locality->touch(rec.kind, rec.va);
     }
     ++records;
   };
@@ -603,6 +636,10 @@ PerfImportResult import_perf_script(const std::string& path, const std::string& 
     scan(reader, tasks, [&](const PerfRecord& r, size_t i, size_t child) {
       Stream& s = streams[i];
       if (!s.writer && !s.closed) open(i);
+      if (s.locality && (s.comm != r.comm || !s.locality->program())) {  // a new task or an exec
+        s.comm = std::string(r.comm);
+        s.locality->set_program(&model.lookup(s.comm));
+      }
       // The "flush on task switch" flush is traced inside the switch, still in the context of
       // the task switched out: not a sign that it runs.
       if (r.kind == PerfEventKind::kTlbFlush && r.reason == kFlushOnTaskSwitch) return;
@@ -636,6 +673,7 @@ PerfImportResult import_perf_script(const std::string& path, const std::string& 
           put_event(i, OsEvent::exit());
           s.writer->close();
           s.writer.reset();  // its buffers: a build has thousands of tasks, a few alive at once
+          s.locality.reset();
           s.closed = true;
           break;
         case PerfEventKind::kSwitch: {

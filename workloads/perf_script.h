@@ -3,7 +3,9 @@
 // switches and the memory-management system calls, with the task, CPU and time of each. Read
 // streamingly, one typed record per line (PerfScriptReader); summarised (summarize_perf_script);
 // converted into a multi-stream workload of OS events and faulting references
-// (import_perf_script). Formats and assumptions: docs/trace-format.md, "perf script import".
+// (import_perf_script), optionally with synthetic references between them from a fitted
+// locality model (workloads/locality_model.h). Formats and assumptions: docs/trace-format.md,
+// "perf script import" and "Locality model".
 #pragma once
 
 #include <cstdint>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "workloads/os_event.h"
+#include "workloads/trace_record.h"
 
 namespace shadowsim {
 
@@ -108,6 +111,10 @@ struct PerfSummary {
   std::map<std::string, uint64_t> flushes_by_reason;  // "local MM shootdown (3)"
   uint64_t flushed_pages = 0;  // of the flushes with a page count
   uint64_t full_flushes = 0;   // pages -1
+  // By reason: flushes with pages -1 (full), with pages 0 (a task switch that needed no flush:
+  // the kernel traces those too), and the pages of the others.
+  std::map<std::string, uint64_t> full_flushes_by_reason, empty_flushes_by_reason,
+      flushed_pages_by_reason;
   std::map<std::string, uint64_t> other_events;       // kOther by name
   uint64_t tasks = 0;          // distinct TIDs
   uint64_t processes = 0;      // distinct processes: thread groups when known, else TIDs
@@ -131,6 +138,15 @@ struct PerfImportOptions {
   // than it saves.
   int zstd_level = 3;
   std::string name;  // the manifest's name; default "perf FILE"
+  // A locality model (shadowsim trace fit-locality; workloads/locality_model.h): when given,
+  // synthetic references drawn from it are put between each task's records, at most
+  // `refs_per_event` per gap (docs/trace-format.md, "Locality model"). Empty: none.
+  std::string locality;
+  // Assumption: 16 page-level references per gap keep the TLBs busy between faults while a
+  // whole tinyconfig build (7.4 M faults) stays near 120 M references; a real gap (~200 K
+  // instructions of cc1) holds thousands, so this is a sample (the import reports the ratio).
+  uint32_t refs_per_event = 16;
+  uint64_t seed = 1;  // of the synthetic references (one Rng per stream, from seed and stream id)
 };
 
 struct PerfImportResult {
@@ -142,6 +158,12 @@ struct PerfImportResult {
   uint64_t fillers = 0;        // fetch records added to carry gaps above 2^32-1 instructions
   uint64_t unmatched = 0;      // sys_exit lines without their sys_enter (ignored)
   std::map<int, uint64_t> created_by_origin;  // StreamOrigin -> streams
+  // With a locality model: synthetic references written (by kind), and how many the model
+  // expected for the same instructions before the cap (their ratio is the sampling factor).
+  uint64_t synthetic = 0;
+  uint64_t synthetic_by_kind[kRefKinds] = {};
+  double modelled = 0;
+  std::map<std::string, uint64_t> synthetic_by_program;  // the fitted program used ("(pooled)")
 };
 
 // Two streaming passes over the file: the first finds each task's origin (fork, vfork, thread)

@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "workloads/lackey_import.h"
+#include "workloads/locality_model.h"
 #include "workloads/perf_script.h"
 #include "workloads/trace_manifest.h"
 #include "workloads/trace_reader.h"
@@ -36,8 +37,10 @@ constexpr const char* kUsage =
     "  import-lackey DIR -o OUT/manifest.json\n"
     "                  import a multi-process valgrind lackey recording (--log-file=DIR/%p.%n)\n"
     "  perf-info FILE  counts of a 'perf script' kernel-event stream (faults, flushes, ...)\n"
-    "  perf-import FILE -o OUT/manifest.json\n"
-    "                  convert a 'perf script' kernel-event stream to a multi-stream workload\n\n"
+    "  perf-import FILE -o OUT/manifest.json [--locality MODEL.json]\n"
+    "                  convert a 'perf script' kernel-event stream to a multi-stream workload\n"
+    "  fit-locality INPUT... -o MODEL.json\n"
+    "                  fit a page-level locality model per program to lackey recordings\n\n"
     "Run 'shadowsim trace <sub-command> --help' for its options. Formats: docs/trace-format.md.\n";
 
 constexpr const char* kFromHelp = "input format: auto (default), binary, text, lackey";
@@ -397,7 +400,18 @@ int perf_info(int argc, char** argv, std::ostream& out) {
     json faults = json::object(), flushes = json::object(), cpus = json::object(),
          other = json::object(), by_event = json::object();
     for (const auto& [code, n] : s.faults_by_error_code) faults[fmt::format("{:#x}", code)] = n;
-    for (const auto& [reason, n] : s.flushes_by_reason) flushes[reason] = n;
+    json flush_detail = json::object();
+    for (const auto& [reason, n] : s.flushes_by_reason) {
+      flushes[reason] = n;
+      auto get = [&](const std::map<std::string, uint64_t>& m) {
+        const auto it = m.find(reason);
+        return it == m.end() ? uint64_t{0} : it->second;
+      };
+      flush_detail[reason] = json{{"events", n},
+                                  {"full", get(s.full_flushes_by_reason)},
+                                  {"empty", get(s.empty_flushes_by_reason)},
+                                  {"pages", get(s.flushed_pages_by_reason)}};
+    }
     for (const auto& [cpu, n] : s.records_by_cpu) cpus[std::to_string(cpu)] = n;
     for (const auto& [name, n] : s.other_events) other[name] = n;
     for (int k = 0; k < kPerfEventKinds - 1; ++k) {
@@ -411,6 +425,7 @@ int perf_info(int argc, char** argv, std::ostream& out) {
              {"faults_by_error_code", faults},
              {"flushes", count(PerfEventKind::kTlbFlush)},
              {"flushes_by_reason", flushes},
+             {"flush_detail", flush_detail},
              {"full_flushes", s.full_flushes},
              {"flushed_pages", s.flushed_pages},
              {"forks", count(PerfEventKind::kFork)},
@@ -447,7 +462,14 @@ int perf_info(int argc, char** argv, std::ostream& out) {
                      grouped(count(PerfEventKind::kTlbFlush)), grouped(s.full_flushes),
                      grouped(s.flushed_pages));
   for (const auto& [reason, n] : s.flushes_by_reason) {
-    out << fmt::format("    {:>11}   {}\n", grouped(n), reason);
+    auto get = [&](const std::map<std::string, uint64_t>& m) {
+      const auto it = m.find(reason);
+      return it == m.end() ? uint64_t{0} : it->second;
+    };
+    out << fmt::format("    {:>11}   {} (full {}, no flush {}, pages {})\n", grouped(n), reason,
+                       grouped(get(s.full_flushes_by_reason)),
+                       grouped(get(s.empty_flushes_by_reason)),
+                       grouped(get(s.flushed_pages_by_reason)));
   }
   out << fmt::format("  mm calls     mmap {}, munmap {}, mprotect {}, brk {}, mremap {}, madvise "
                      "{}\n",
@@ -467,13 +489,17 @@ int perf_info(int argc, char** argv, std::ostream& out) {
 
 int perf_import(int argc, char** argv, std::ostream& out) {
   const PerfImportOptions defaults;
-  Command cmd("perf-import", "FILE -o OUT/manifest.json [--ghz F] [--ipc F] [--level N] [--name NAME]",
+  Command cmd("perf-import",
+              "FILE -o OUT/manifest.json [--ghz F] [--ipc F] [--level N] [--name NAME]\n"
+              "         [--locality MODEL.json [--refs-per-event N] [--seed N]]",
               "Converts a 'perf script' kernel-event stream into a multi-stream workload: one\n"
               "stream per task (TID), its recorded user page faults as references at the recorded\n"
               "address (fetch, write or read from the error code), fork/exec/exit and the mm system\n"
               "calls as OS events, and the instructions between two records of a task from its\n"
-              "CPU time between them at --ghz x --ipc (assumptions; docs/trace-format.md). Only the\n"
-              "skeleton of an event-granularity replay: nothing between the faults is recorded.");
+              "CPU time between them at --ghz x --ipc (assumptions; docs/trace-format.md).\n"
+              "Nothing between the faults is recorded; with --locality, up to --refs-per-event\n"
+              "synthetic references drawn from a fitted locality model (fit-locality) stand for\n"
+              "the TLB traffic of each gap, on pages the task's own faults touched.");
   cmd.options.add_options()("output,o", po::value<std::string>()->value_name("MANIFEST"),
                             "the manifest to write (.json); streams go beside it")(
       "ghz", po::value<double>()->default_value(defaults.ghz)->value_name("F"),
@@ -482,12 +508,28 @@ int perf_import(int argc, char** argv, std::ostream& out) {
       "assumed instructions per cycle")(
       "level", po::value<int>()->default_value(defaults.zstd_level)->value_name("N"),
       "zstd compression level of the streams, 1..19")(
-      "name", po::value<std::string>()->value_name("NAME"), "the manifest's name");
+      "name", po::value<std::string>()->value_name("NAME"), "the manifest's name")(
+      "locality", po::value<std::string>()->value_name("MODEL"),
+      "locality model (JSON from fit-locality): synthetic references between events")(
+      "refs-per-event",
+      po::value<uint32_t>()->default_value(defaults.refs_per_event)->value_name("N"),
+      "at most N synthetic references per gap between two records of a task")(
+      "seed", po::value<uint64_t>()->default_value(defaults.seed)->value_name("N"),
+      "seed of the synthetic references");
   cmd.add_positional("FILE");
   po::variables_map vm;
   if (!cmd.parse(argc, argv, vm, out)) return 0;
   if (!vm.count("output")) throw UsageError("missing -o OUT/manifest.json");
   PerfImportOptions opts;
+  if (vm.count("locality")) opts.locality = vm["locality"].as<std::string>();
+  opts.refs_per_event = vm["refs-per-event"].as<uint32_t>();
+  opts.seed = vm["seed"].as<uint64_t>();
+  if (opts.refs_per_event > 1000000) {
+    throw UsageError(fmt::format("--refs-per-event {}: expected 0..1000000", opts.refs_per_event));
+  }
+  if (opts.locality.empty() && (!vm["refs-per-event"].defaulted() || !vm["seed"].defaulted())) {
+    throw UsageError("--refs-per-event and --seed need --locality MODEL.json");
+  }
   opts.ghz = vm["ghz"].as<double>();
   opts.ipc = vm["ipc"].as<double>();
   opts.zstd_level = vm["level"].as<int>();
@@ -517,10 +559,72 @@ int perf_import(int argc, char** argv, std::ostream& out) {
                      origin(StreamOrigin::kVfork), origin(StreamOrigin::kThread),
                      grouped(r.references), kinds.empty() ? "none" : kinds,
                      grouped(r.instructions), opts.ghz, opts.ipc);
+  if (!opts.locality.empty()) {
+    out << fmt::format("locality {}: {} synthetic references (read {}, write {}, fetch {}), at "
+                       "most {} per gap; the model expected {} for the same instructions "
+                       "(sampled 1 in {:.1f})\n",
+                       opts.locality, grouped(r.synthetic),
+                       grouped(r.synthetic_by_kind[static_cast<int>(RefKind::kRead)]),
+                       grouped(r.synthetic_by_kind[static_cast<int>(RefKind::kWrite)]),
+                       grouped(r.synthetic_by_kind[static_cast<int>(RefKind::kFetch)]),
+                       opts.refs_per_event, grouped(static_cast<uint64_t>(r.modelled)),
+                       r.synthetic ? r.modelled / static_cast<double>(r.synthetic) : 0.0);
+    std::string by;
+    for (const auto& [name, n] : r.synthetic_by_program) {
+      by += fmt::format("{}{} {}", by.empty() ? "" : ", ", name, grouped(n));
+    }
+    if (!by.empty()) out << "  by fitted program: " << by << '\n';
+  }
   if (r.unmatched) {
     out << fmt::format("note: {} system call exits without their entry were ignored\n",
                        r.unmatched);
   }
+  return 0;
+}
+
+int fit_locality_command(int argc, char** argv, std::ostream& out) {
+  Command cmd("fit-locality", "INPUT... -o MODEL.json [--max-records N]",
+              "Fits a page-level locality model per program (docs/trace-format.md, \"Locality\n"
+              "model\") to lackey recordings: a folder of a multi-process recording\n"
+              "(--log-file=DIR/%p.%n; each log under its Command: program), a single .lackey[.zst]\n"
+              "log, or a trace or manifest (a stream under its manifest name). For each program:\n"
+              "instructions, page-level references (a reference to another page than the previous\n"
+              "one) of fetches and of data, first touches, writes, and the LRU stack distances of\n"
+              "the re-references. perf-import --locality uses it.");
+  cmd.options.add_options()("output,o", po::value<std::string>()->value_name("MODEL"),
+                            "the model to write (.json)")(
+      "max-records", po::value<uint64_t>()->default_value(0)->value_name("N"),
+      "fit only the first N records of each process image (0: all)")(
+      "input", po::value<std::vector<std::string>>()->value_name("INPUT"), "");
+  po::positional_options_description pos;
+  pos.add("input", -1);
+  cmd.positional = pos;
+  po::variables_map vm;
+  if (!cmd.parse(argc, argv, vm, out)) return 0;
+  if (!vm.count("input")) throw UsageError("missing INPUT (a lackey folder, log or trace)");
+  if (!vm.count("output")) throw UsageError("missing -o MODEL.json");
+  const std::string model_path = vm["output"].as<std::string>();
+  if (fs::path(model_path).extension() != ".json") {
+    throw UsageError(fmt::format("-o {}: expected a name ending in .json", model_path));
+  }
+  LocalityFitOptions opts;
+  opts.max_records = vm["max-records"].as<uint64_t>();
+  LocalityModel model;
+  for (const std::string& in : vm["input"].as<std::vector<std::string>>()) {
+    fit_locality(in, opts, &model);
+  }
+  save_locality_model(model, model_path);
+  out << fmt::format("{}: {} programs\n", model_path, model.programs.size());
+  out << fmt::format("  {:<15} {:>6} {:>15} {:>9} {:>9} {:>7} {:>9} {:>9}\n", "program", "images",
+                     "instructions", "code/ki", "data/ki", "writes", "code cold", "data cold");
+  auto row = [&](const LocalityProgram& p) {
+    out << fmt::format("  {:<15} {:>6} {:>15} {:>9.2f} {:>9.2f} {:>6.1f}% {:>9} {:>9}\n", p.name,
+                       p.images, grouped(p.instructions), 1000 * p.code_rate(),
+                       1000 * p.data_rate(), 100 * p.write_share(), grouped(p.code.cold),
+                       grouped(p.data.cold));
+  };
+  for (const auto& [name, p] : model.programs) row(p);
+  row(model.pooled);
   return 0;
 }
 
@@ -543,6 +647,7 @@ int run_trace_command(int argc, char** argv, std::ostream& out, std::ostream& er
     if (sub == "import-lackey") return import_lackey(argc - 1, argv + 1, out);
     if (sub == "perf-info") return perf_info(argc - 1, argv + 1, out);
     if (sub == "perf-import") return perf_import(argc - 1, argv + 1, out);
+    if (sub == "fit-locality") return fit_locality_command(argc - 1, argv + 1, out);
     err << fmt::format("shadowsim trace: unknown sub-command '{}'\n\n{}", sub, kUsage);
     return 2;
   } catch (const UsageError& e) {

@@ -115,6 +115,11 @@ TEST(PerfScript, SummaryCountsByHand) {
                                        {"local MM shootdown (3)", 1}}));
     EXPECT_EQ(s.full_flushes, 1u);
     EXPECT_EQ(s.flushed_pages, 1u);
+    EXPECT_EQ(s.full_flushes_by_reason,
+              (std::map<std::string, uint64_t>{{"flush on task switch (0)", 1}}));
+    EXPECT_EQ(s.flushed_pages_by_reason,
+              (std::map<std::string, uint64_t>{{"local MM shootdown (3)", 1}}));
+    EXPECT_TRUE(s.empty_flushes_by_reason.empty());
     EXPECT_EQ(s.other_events, (std::map<std::string, uint64_t>{{"probe:something", 1}}));
     EXPECT_EQ(s.tasks, 5u);
     // 1003 is a thread: same thread group (PID/TID), or its exit's group_dead=false (TID only).
@@ -251,6 +256,9 @@ TEST(PerfScript, CliPerfInfo) {
   EXPECT_EQ(j["processes"], 4);
   EXPECT_EQ(j["duration_ns"], 300000);
   EXPECT_EQ(j["flushes_by_reason"]["local MM shootdown (3)"], 1);
+  EXPECT_EQ(j["flush_detail"]["flush on task switch (0)"]["full"], 1);
+  EXPECT_EQ(j["flush_detail"]["local MM shootdown (3)"]["pages"], 1);
+  EXPECT_EQ(j["flush_detail"]["local MM shootdown (3)"]["empty"], 0);
 }
 
 // The shipped recording: perf of `make -j2 kernel/fork.o mm/memory.o kernel/exit.o` in Debian's
@@ -276,6 +284,17 @@ TEST(PerfScript, RealKernelBuild) {
                                      {"local MM shootdown (3)", 15450},
                                      {"remote IPI send (4)", 1295},
                                      {"remote wrong CPU (5)", 22}}));
+  // grep tlb:tlb_flush, split by pages:-1, pages:0 and the sum of the other page counts.
+  EXPECT_EQ(s.full_flushes_by_reason, (std::map<std::string, uint64_t>{
+                                          {"flush on task switch (0)", 604},
+                                          {"local MM shootdown (3)", 578},
+                                          {"remote IPI send (4)", 18}}));
+  EXPECT_EQ(s.empty_flushes_by_reason, (std::map<std::string, uint64_t>{
+                                           {"flush on task switch (0)", 1826},
+                                           {"local MM shootdown (3)", 29},
+                                           {"remote wrong CPU (5)", 22}}));
+  EXPECT_EQ(s.flushed_pages_by_reason.at("local MM shootdown (3)"), 22901u);
+  EXPECT_EQ(s.flushed_pages_by_reason.at("remote IPI send (4)"), 1364u);
   EXPECT_EQ(s.records_by_cpu, (std::map<uint32_t, uint64_t>{{0, 70902}, {1, 122937}}));
   EXPECT_EQ(s.tasks, 483u);
   EXPECT_EQ(s.first_ns, 12603189328000ULL);
