@@ -187,7 +187,9 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
                                            s.nested_host.get()));
     pcpu_mmus.push_back(s.mmus.back().get());
   }
-  if (pcpus < vcpus) {
+  const bool free_placement =
+      !config.hypervisor.scheduler.pinned && m.virtualization != Virtualization::kNative;
+  if (pcpus < vcpus || free_placement) {
     s.pcpus = std::make_unique<PcpuScheduler>(static_cast<unsigned>(pcpus),
                                               static_cast<unsigned>(vcpus),
                                               config.hypervisor.scheduler);

@@ -1,5 +1,6 @@
 // Physical CPUs and the VCPUs that run on them (issue 5 §2). With at least as many PCPUs as
-// VCPUs each VCPU is pinned to its own PCPU and never waits. With fewer, VCPUs share the PCPUs
+// VCPUs each VCPU is pinned to its own PCPU and never waits (or, not pinned, takes any free one
+// when it wakes from idle). With fewer, VCPUs share the PCPUs
 // round robin (Xen's credit scheduler with equal weights, reduced to its time slice): a VCPU
 // holds a PCPU until it blocks (no guest task to run) or has used its slice while another VCPU
 // waits, and then goes to the back of the queue. Hypervisor code runs to completion: a VCPU is
@@ -30,9 +31,15 @@ struct PcpuSchedulerParams {
   // Switching the PCPU to another VCPU: saving and loading the VCPU state and VMCS (VMPTRLD),
   // the scheduler's own work. Assumption: ~1 us.
   uint32_t switch_cycles = 2500;
+  // With as many PCPUs as VCPUs: each VCPU keeps its own PCPU (true), or VCPUs take whichever
+  // PCPU is free when they wake from idle and may migrate (false; Xen's default placement).
+  bool pinned = true;
 
   template <class V>
   void visit(V& v) {
+    v.value("pinned", pinned,
+            "with at least as many PCPUs as VCPUs, VCPU i stays on PCPU i (false: any free "
+            "PCPU, migrations flush the VCPU's TLB entries there)");
     v.value("slice_cycles", slice_cycles,
             "time slice of a VCPU on a PCPU when VCPUs outnumber PCPUs", Limits{1000, 1e15},
             "cycles");
