@@ -12,6 +12,7 @@ namespace {
 class CompareStrategy : public WalkStrategy {
  public:
   StrategyKind kind() const override { return StrategyKind::kUnlockedCompare; }
+  bool uses_version() const override { return false; }
 
   WalkVerdict walk(Hypervisor& hv, ShadowFault& f) override {
     hv.guest_walk(f);

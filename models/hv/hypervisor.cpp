@@ -299,9 +299,12 @@ HvFaultResult Hypervisor::page_fault(HvCpu& cpu, uint64_t va, const Access& acce
   HvFaultResult result{HvFaultResult::Kind::kFixed};
 
   VcpuState& state = vcpus_.at(v);
-  if (store && error_code == (pfec::kPresent | pfec::kWrite) && state.emulated_valid &&
-      state.emulated_page == va >> kPageShift &&
-      state.emulated_generation == shadows_.shadow_freed_generation()) {
+  const bool same_frame = state.emulated_valid && state.emulated_page == va >> kPageShift &&
+                          state.emulated_generation == shadows_.shadow_freed_generation();
+  if (same_frame && error_code != (pfec::kPresent | pfec::kWrite)) {
+    state.emulated_valid = false;  // Xen: another kind of fault on that frame ends it
+  }
+  if (store && same_frame && error_code == (pfec::kPresent | pfec::kWrite)) {
     ++stats_.fast_emulate;  // A1: the frame written last time: straight to the emulator
     emulate(cpu, va, *store);
     result.kind = HvFaultResult::Kind::kEmulated;
@@ -447,7 +450,9 @@ void Hypervisor::emulate(HvCpu& cpu, uint64_t va, const GuestStore& store) {
   }
   charge(cpu, w);
   note(cpu, fmt::format("emulated write of {:#x} to {:#x}", store.value, store.pa));
-  if (params_.bump.emulated_write) bump(cpu, BumpCause::kEmulatedWrite);
+  if (params_.bump.emulated_write && strategy_->uses_version()) {
+    bump(cpu, BumpCause::kEmulatedWrite);
+  }
   if (flush || w.flush_needed) flush_domain(cpu);
   audit_frames(cpu, {gfn}, "an emulated write");
   unlock(cpu);

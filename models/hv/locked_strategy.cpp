@@ -11,6 +11,7 @@ namespace {
 class LockedStrategy : public WalkStrategy {
  public:
   StrategyKind kind() const override { return StrategyKind::kLocked; }
+  bool uses_version() const override { return false; }
 
   WalkVerdict walk(Hypervisor& hv, ShadowFault& f) override {
     hv.lock(f.cpu);           // A4

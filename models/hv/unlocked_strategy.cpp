@@ -28,7 +28,10 @@ class UnlockedStrategy : public WalkStrategy {
       hv.lock(f.cpu);     // B8
       hv.remove_write_accesses(f);  // B9: bump + one flush if anything was removed
       if (kind_ == StrategyKind::kUnlockedNocheck) return WalkVerdict::kProceed;
-      if (hv.version() == version || hv.check_walk(f, version)) return WalkVerdict::kProceed;
+      // B10: one atomic read decides whether the walk must be compared at all.
+      if (hv.read_version(f) == version || hv.check_walk(f, version)) {
+        return WalkVerdict::kProceed;
+      }
       hv.unlock(f.cpu);  // B11: inconsistent
       if (kind_ != StrategyKind::kUnlockedRewalk) return WalkVerdict::kRetry;
       hv.count_rewalk();

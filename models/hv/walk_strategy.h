@@ -38,6 +38,9 @@ class WalkStrategy {
   virtual ~WalkStrategy() = default;
   virtual StrategyKind kind() const = 0;
   virtual WalkVerdict walk(Hypervisor& hv, ShadowFault& fault) = 0;
+  // Whether the design has Xen's version counter (gtable_dirty_version, Feb 2008 on): Xen 3.2's
+  // locked path and KVM had none, so their emulated writes bump nothing.
+  virtual bool uses_version() const { return true; }
 };
 
 std::unique_ptr<WalkStrategy> make_walk_strategy(StrategyKind kind, unsigned vcpus);
