@@ -11,13 +11,13 @@ constexpr uint8_t kVersion = 1;
 constexpr int kHeaderBytes = 8;  // magic, version, flags (0), 2 reserved bytes (0)
 
 // Tag byte. Access record: 0 k k g s s s s (kind, gap-follows flag, size or 0 = size byte
-// follows). 0x80 + OsEventKind: an OS-event record (0x80..0x88; the rest up to 0xfe stays
+// follows). 0x80 + OsEventKind: an OS-event record (0x80..0x89; the rest up to 0xfe stays
 // reserved for further events); 0xff ends the stream.
 constexpr uint8_t kTagKindShift = 5;
 constexpr uint8_t kTagGap = 0x10;
 constexpr uint8_t kTagSizeMask = 0x0f;
 constexpr uint8_t kTagFirstEvent = 0x80;
-constexpr uint8_t kTagLastEvent = 0x88;  // kTagFirstEvent + kOsEventKinds - 1
+constexpr uint8_t kTagLastEvent = 0x89;  // kTagFirstEvent + kOsEventKinds - 1
 constexpr uint8_t kTagEnd = 0xff;
 
 // Longest record: tag, size byte, 5-byte gap, 10-byte address delta; the end marker is at most

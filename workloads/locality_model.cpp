@@ -419,7 +419,8 @@ void LocalityGenerator::event(const OsEvent& e) {
       if (brk_ && e.addr < brk_) forget_range(e.addr, brk_ - e.addr);
       brk_ = e.addr;
       break;
-    case OsEventKind::kSwitch: break;
+    case OsEventKind::kSwitch:
+    case OsEventKind::kWait: break;
   }
 }
 

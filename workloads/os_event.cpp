@@ -21,6 +21,7 @@ const EventLayout kLayouts[kOsEventKinds] = {
     {5, {F::kAddress, F::kAddress, F::kAddress, F::kAddress, F::kMremapFlags},
      "E mremap ADDRESS LENGTH NEW_ADDRESS NEW_LENGTH FLAGS"},
     {1, {F::kStream}, "E switch STREAM"},
+    {1, {F::kStream}, "E wait CHILD"},
 };
 
 struct FlagName {
@@ -92,6 +93,7 @@ const char* to_string(OsEventKind kind) {
     case OsEventKind::kBrk: return "brk";
     case OsEventKind::kMremap: return "mremap";
     case OsEventKind::kSwitch: return "switch";
+    case OsEventKind::kWait: return "wait";
   }
   return "?";
 }
@@ -161,6 +163,12 @@ OsEvent OsEvent::switch_to(uint32_t stream) {
   e.stream = stream;
   return e;
 }
+OsEvent OsEvent::wait_for(uint32_t child) {
+  OsEvent e;
+  e.kind = OsEventKind::kWait;
+  e.stream = child;
+  return e;
+}
 
 bool operator==(const OsEvent& a, const OsEvent& b) {
   return a.kind == b.kind && a.how == b.how && a.prot == b.prot && a.file == b.file &&
@@ -179,7 +187,8 @@ std::string event_problem(const OsEvent& e) {
                      k == OsEventKind::kMprotect || k == OsEventKind::kMremap;
   const bool uses_prot = k == OsEventKind::kMmap || k == OsEventKind::kMprotect;
   const bool uses_flags = k == OsEventKind::kMmap || k == OsEventKind::kMremap;
-  const bool uses_stream = k == OsEventKind::kCreate || k == OsEventKind::kSwitch;
+  const bool uses_stream =
+      k == OsEventKind::kCreate || k == OsEventKind::kSwitch || k == OsEventKind::kWait;
   const struct {
     const char* field;
     uint64_t value;
@@ -279,7 +288,8 @@ int event_fields(const OsEvent& e, uint64_t* v) {
       v[0] = e.stream;
       v[1] = static_cast<uint64_t>(e.how);
       break;
-    case OsEventKind::kSwitch: v[0] = e.stream; break;
+    case OsEventKind::kSwitch:
+    case OsEventKind::kWait: v[0] = e.stream; break;
     case OsEventKind::kExec:
     case OsEventKind::kExit: break;
     case OsEventKind::kBrk: v[0] = e.addr; break;
@@ -341,6 +351,7 @@ bool event_from_fields(OsEventKind kind, const uint64_t* v, OsEvent* out, std::s
       e = OsEvent::mremap(v[0], v[1], v[2], v[3], static_cast<uint32_t>(v[4]));
       break;
     case OsEventKind::kSwitch: e = OsEvent::switch_to(static_cast<uint32_t>(v[0])); break;
+    case OsEventKind::kWait: e = OsEvent::wait_for(static_cast<uint32_t>(v[0])); break;
   }
   *problem = event_problem(e);
   if (!problem->empty()) return false;

@@ -26,8 +26,9 @@ enum class OsEventKind : uint8_t {
   kMremap = 7,    // [addr, +length) became [new_addr, +new_length); `flags` MREMAP_*
   kSwitch = 8,    // a recorded schedule: this CPU switched to stream `stream` (optional
                   // information; a scheduler may ignore it)
+  kWait = 9,      // wait4: the process blocks until its child stream `stream` has exited
 };
-constexpr int kOsEventKinds = 9;
+constexpr int kOsEventKinds = 10;
 
 const char* to_string(OsEventKind kind);  // "create", "exec", ..., "switch": the text keywords
 
@@ -57,7 +58,8 @@ struct OsEvent {
   // store only the flags and writers refuse an event where the two disagree.
   bool file = false;
   uint32_t flags = 0;    // kMmap: kMap* bits; kMremap: kMremap* bits
-  uint32_t stream = 0;   // kCreate: the child's stream id; kSwitch: the stream switched to
+  uint32_t stream = 0;   // kCreate: the child's stream id; kSwitch: the stream switched to;
+                         // kWait: the child waited for
   uint64_t addr = 0;     // kMmap (where the mapping is: mmap's result), kMunmap, kMprotect: start;
                          // kBrk: the new break; kMremap: the old start
   uint64_t length = 0;   // kMmap, kMunmap, kMprotect; kMremap: the old length
@@ -75,6 +77,7 @@ struct OsEvent {
   static OsEvent mremap(uint64_t addr, uint64_t length, uint64_t new_addr, uint64_t new_length,
                         uint32_t flags);
   static OsEvent switch_to(uint32_t stream);
+  static OsEvent wait_for(uint32_t child);
 };
 
 bool operator==(const OsEvent& a, const OsEvent& b);

@@ -325,7 +325,8 @@ class LackeyReader final : public TraceReader {
  private:
   // Linux x86-64 system call numbers that become events.
   enum : int { kMmap = 9, kMprotect = 10, kMunmap = 11, kBrk = 12, kMremap = 25, kClone = 56,
-               kFork = 57, kVfork = 58, kExecve = 59, kExit = 60, kExitGroup = 231 };
+               kFork = 57, kVfork = 58, kExecve = 59, kExit = 60, kWait4 = 61,
+               kExitGroup = 231 };
   static constexpr uint64_t kCloneVm = 0x100, kCloneVfork = 0x4000;
 
   struct Call {  // a system call whose result is still to come
@@ -450,7 +451,8 @@ class LackeyReader final : public TraceReader {
       case kMunmap: parse_args(p, b, e, 2, 2, &c); break;
       case kMremap: parse_args(p, b, e, 4, 5, &c); break;
       case kClone: parse_args(p, b, e, 1, 6, &c); break;
-      case kBrk: case kFork: case kVfork: case kExecve: case kExit: case kExitGroup: break;
+      case kBrk: case kFork: case kVfork: case kExecve: case kExit: case kExitGroup:
+      case kWait4: break;
       default: return;  // not an event
     }
     const Result res = result_of(p, b, e);
@@ -531,6 +533,11 @@ class LackeyReader final : public TraceReader {
         put_event(OsEvent::exit());
         break;
       case kExitGroup: put_event(OsEvent::exit()); break;
+      case kWait4:  // a child was reaped: its pid is the result (0: WNOHANG, nothing yet)
+        if (res.value > 0 && res.value <= UINT32_MAX) {
+          put_event(OsEvent::wait_for(static_cast<uint32_t>(res.value)));
+        }
+        break;
     }
   }
 

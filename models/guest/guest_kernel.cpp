@@ -243,6 +243,12 @@ uint64_t GuestKernel::exit(uint32_t pid) {
   return params_.costs.exit;
 }
 
+uint64_t GuestKernel::wait(uint32_t pid) {
+  process(pid);  // the caller exists
+  ++waits_;
+  return params_.costs.syscall;
+}
+
 // exit_mmap when the last user goes: every PTE cleared, one full flush, then frames and tables
 // freed.
 void GuestKernel::drop_mm(std::shared_ptr<Mm>& mm) {
@@ -775,6 +781,7 @@ void GuestKernel::register_stats(StatsGroup g) {
   g.counter("threads", &threads_, "threads", "threads created");
   g.counter("execs", &execs_, "processes", "exec");
   g.counter("exits", &exits_, "processes", "exit");
+  g.counter("waits", &waits_, "calls", "wait4 calls (the caller blocks until the child exits)");
   g.counter("implicit_vmas", &implicit_vmas_, "vmas", "VMAs created for touches outside any VMA");
   g.counter("refused_brks", &refused_brks_, "calls",
             "brk growth refused: a mapping was in the way");

@@ -169,6 +169,9 @@ class GuestKernel {
   uint32_t clone_thread(uint32_t parent);  // shares the mm for good
   uint64_t exec(uint32_t pid);             // a new, empty mm; the old one dropped
   uint64_t exit(uint32_t pid);
+  // wait4 for a child: the system call's work (the scheduler blocks the caller if the child
+  // has not exited yet).
+  uint64_t wait(uint32_t pid);
 
   // Memory-management system calls; `addr` is where the mapping is (the syscall's result).
   // Each returns the kernel work in instructions. Throws Error on a malformed range.
@@ -272,7 +275,7 @@ class GuestKernel {
   uint64_t cow_breaks_ = 0;
   uint64_t flush_requests_ = 0;
   uint64_t full_flush_requests_ = 0;
-  uint64_t forks_ = 0, vforks_ = 0, threads_ = 0, execs_ = 0, exits_ = 0;
+  uint64_t forks_ = 0, vforks_ = 0, threads_ = 0, execs_ = 0, exits_ = 0, waits_ = 0;
   uint64_t implicit_vmas_ = 0;
   uint64_t refused_brks_ = 0;
   Histogram table_pages_per_mm_;

@@ -43,6 +43,7 @@ struct GuestTask {
   AddressFolder* folder = nullptr;   // of its address space
   std::vector<Child> children;
   GuestTask* vfork_parent = nullptr;  // blocked until this task execs or exits
+  GuestTask* waiter = nullptr;        // its parent, blocked in wait4 until this task exits
   bool exited = false;
   State state = State::kNotStarted;
   int pinned_vcpu = -1;  // -1: any VCPU

@@ -163,6 +163,20 @@ uint64_t Vcpu::os_event(GuestTask& task, const OsEvent& e, bool* blocked) {
       task.exited = true;
       release_vfork_parent(task);
       break;
+    case OsEventKind::kWait: {  // wait4: block until the child stream has exited
+      instructions += kernel.wait(pid);
+      const auto child = std::find_if(task.children.begin(), task.children.end(),
+                                      [&](const GuestTask::Child& c) {
+                                        return c.stream == e.stream && c.created;
+                                      });
+      // A child never created, or already gone, does not block (wait4 returns at once).
+      if (child != task.children.end() && child->task->state != GuestTask::State::kDone) {
+        child->task->waiter = &task;
+        w_.scheduler->block(&task);
+        *blocked = true;
+      }
+      break;
+    }
     case OsEventKind::kCreate:  // handled above
     case OsEventKind::kSwitch:  // a recorded schedule: not replayed
       break;
@@ -572,6 +586,10 @@ void Vcpu::finish_task(GuestTask& task) {
     }
   }
   release_vfork_parent(task);
+  if (task.waiter) {  // the parent in wait4 goes on
+    w_.scheduler->wake(task.waiter);
+    task.waiter = nullptr;
+  }
   task_ = nullptr;
   task.trace.reset();  // its file and read-ahead are not needed any more
   task.batch = {};

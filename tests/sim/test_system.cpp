@@ -369,6 +369,24 @@ TEST_F(SystemTest, BrkDoesNotGrowIntoAMappingAndForkedFramesSurviveTheParent) {
   EXPECT_EQ(stat(*s, "guest.table_pages_allocated"), stat(*s, "guest.table_pages_freed") + 2);
 }
 
+TEST_F(SystemTest, AWaitBlocksTheParentUntilTheChildHasExited) {
+  std::string child = "E mmap 0x7f0000000000 0x10000 rw- private,anonymous\n";
+  for (int i = 0; i < 400; ++i) child += fmt::format("W {:#x} 8 +200\n", 0x7f0000000000ULL + (i % 16) * 4096);
+  child += "E exit\n";
+  write("parent.sstx", "R 0x10000 8\nE create 1 fork\nE wait 1\nR 0x10008 8\nE wait 7\n"
+                       "R 0x10010 8\nE exit\n");
+  write("child.sstx", child);
+  write("w.json", R"({"version": 1, "paging_mode": "4level", "streams": [
+      {"id": 0, "file": "parent.sstx"}, {"id": 1, "file": "child.sstx", "parent": 0,
+       "created": "fork"}]})");
+  const auto s = run(R"({"workload": {"trace": "w.json"}, "guest": {"implicit_vmas": true}})");
+  EXPECT_EQ(stat(*s, "guest.waits"), 2) << "wait 1, and wait 7 (no such child: returns at once)";
+  EXPECT_EQ(stat(*s, "vcpu0.os_events.wait"), 2);
+  // The parent's VCPU sat idle while the child ran, and finished after it.
+  EXPECT_GT(stat(*s, "vcpu0.idle_cycles"), 400 * 200);
+  EXPECT_EQ(stat(*s, "sim.references"), 403);
+}
+
 TEST_F(SystemTest, CorruptTraceIsReportedWithFileAndLine) {
   write("t.sstx", "R 0x1000 8\nR 0x2000 8\nR zz 8\n");
   try {

@@ -52,6 +52,7 @@ const std::vector<OsEvent> kT24176Events = {
     OsEvent::mmap(0x483c000, 0x2000, 3, kPrivAnon),
     OsEvent::munmap(0x483c000, 0x2000),
     OsEvent::create(24178, StreamOrigin::kFork),
+    OsEvent::wait_for(24178),  // wait4 reaped 24178 (Success(0x5e72), line 61)
     OsEvent::create(24179, StreamOrigin::kVfork),
     OsEvent::exec(),
 };
@@ -97,6 +98,7 @@ TEST(LackeySyscalls, VforkedChildAndItsManifest) {
       OsEvent::mmap(0x483c000, 0x9000, 3, kPrivAnon | OsEvent::kMapStack),
       OsEvent::create(30234, StreamOrigin::kVfork),
       OsEvent::munmap(0x483c000, 0x9000),
+      OsEvent::wait_for(30234),  // line 27: wait4 reaped 0x761a = 30234
       OsEvent::exit(),
   };
   const auto p = test::read_items(kData + "/g-30229.lackey");

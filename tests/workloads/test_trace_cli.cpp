@@ -69,7 +69,7 @@ nlohmann::json expected_summary(const std::vector<TraceRecord>& records) {
   }
   nlohmann::json by_event = nlohmann::json::object();
   for (const char* k : {"create", "exec", "exit", "mmap", "munmap", "mprotect", "brk", "mremap",
-                        "switch"}) {
+                        "switch", "wait"}) {
     by_event[k] = 0;
   }
   return {{"records", records.size()}, {"reads", kinds[0]}, {"writes", kinds[1]},
@@ -281,7 +281,8 @@ TEST(TraceCli, ConvertLackeyWithSyscalls) {
   const std::string log = std::string(SHADOWSIM_TEST_DATA_DIR) + "/g-30229.lackey";
   CliRun r = run({"convert", log, dir.path("g.sstx")});
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_NE(r.out.find("18 records (8 OS events), 10 instructions"), std::string::npos) << r.out;
+  // 9 events: the 8 mm and lifecycle calls and the wait4 that reaped the child (line 27).
+  EXPECT_NE(r.out.find("19 records (9 OS events), 10 instructions"), std::string::npos) << r.out;
   const std::string text = test::read_file(dir.path("g.sstx"));
   // The mremap right after the fetch of its syscall instruction.
   EXPECT_NE(text.find("F 0x49509fe 2\nE mremap 0x4a2c000 0x10000 0x4a2c000 0x4000 -\n"),
@@ -291,8 +292,8 @@ TEST(TraceCli, ConvertLackeyWithSyscalls) {
             std::string::npos) << text;
   r = run({"info", log});
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_NE(r.out.find("OS events                 8   create 1, exit 1, mmap 3, munmap 1, "
-                       "mremap 2\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("OS events                 9   create 1, exit 1, mmap 3, munmap 1, "
+                       "mremap 2, wait 1\n"), std::string::npos) << r.out;
 }
 
 // The trace shipped for the default config (workloads/traces/README.md): it decodes to the end,

@@ -274,7 +274,7 @@ TEST_P(MalformedBinaryEvents, MessageNamesFileAndRecord) {
 INSTANTIATE_TEST_SUITE_P(
     Table, MalformedBinaryEvents,
     ::testing::ValuesIn(std::vector<BadRecord>{
-        {"reserved_tag", bytes({0x89, 0x00}), {"tag 0x89 is reserved", "OS events"}},
+        {"reserved_tag", bytes({0x8a, 0x00}), {"tag 0x8a is reserved", "OS events"}},
         {"create_how_0", bytes({0x80, 0x00, 0x05, 0x00}), {"create: how 'initial'"}},
         {"create_how_4", bytes({0x80, 0x00, 0x05, 0x04}), {"create: field 2 is 0x4"}},
         {"create_id_33_bits", bytes({0x80, 0x00, 0x80, 0x80, 0x80, 0x80, 0x10, 0x01}),
@@ -382,9 +382,11 @@ TEST(TraceEvents, WritersRefuseEventsTheFormatsCannotHold) {
     bad = OsEvent::create(3, StreamOrigin::kInitial);
     msg = test::error_of([&] { w->write_event(bad); });
     EXPECT_NE(msg.find("create: how 'initial'"), std::string::npos) << msg;
-    bad.kind = static_cast<OsEventKind>(9);
+    bad.kind = static_cast<OsEventKind>(kOsEventKinds);
     msg = test::error_of([&] { w->write_event(bad); });
-    EXPECT_NE(msg.find("event kind 9; expected 0..8"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("event kind " + std::to_string(kOsEventKinds) + "; expected 0.." +
+                       std::to_string(kOsEventKinds - 1)),
+              std::string::npos) << msg;
     // Nothing of the refused records was written: the stream is the read and one exit.
     w->write_event(good, 2);
     EXPECT_EQ(w->records(), 2u);

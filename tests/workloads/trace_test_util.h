@@ -152,6 +152,7 @@ inline OsEvent random_event(Rng& rng) {
                              static_cast<uint32_t>(rng.below(8)));
     }
     case OsEventKind::kSwitch: return OsEvent::switch_to(stream);
+    case OsEventKind::kWait: return OsEvent::wait_for(stream);
   }
   return OsEvent::exit();
 }
