@@ -35,6 +35,8 @@ enum class StrategyKind : uint8_t {
   kUnlockedCompare,  // KVM: walk unlocked, always re-read every level after write-protecting
   kAutoUp,           // locked with one VCPU, unlocked otherwise
   kUnlockedNocheck,  // UNSAFE: walk unlocked and never re-check (shows the auditor works)
+  kUnlockedRw,       // hypothetical: faults that only fill an L1 entry share a reader/writer
+                     // lock and install it with compare-and-swap (after KVM's TDP MMU)
 };
 const char* to_string(StrategyKind kind);
 
@@ -184,6 +186,13 @@ struct HypervisorParams {
   // How many hypervisor steps the auditor's report shows.
   uint32_t audit_history = 48;
 
+  void validate() const {
+    if (strategy == StrategyKind::kUnlockedRw && lock.kind != LockKind::kRw) {
+      throw ParamError("strategy", "unlocked-rw shares the shadow lock between faults: it needs "
+                                   "hypervisor.lock.kind = \"rw\"");
+    }
+  }
+
   template <class V>
   void visit(V& v) {
     v.choice("strategy", strategy, "walk strategy of the shadow fault path",
@@ -192,7 +201,8 @@ struct HypervisorParams {
               {"unlocked-rewalk", StrategyKind::kUnlockedRewalk},
               {"unlocked-compare", StrategyKind::kUnlockedCompare},
               {"auto-up", StrategyKind::kAutoUp},
-              {"unlocked-nocheck", StrategyKind::kUnlockedNocheck}});
+              {"unlocked-nocheck", StrategyKind::kUnlockedNocheck},
+              {"unlocked-rw", StrategyKind::kUnlockedRw}});
     v.group("lock", lock, "the shadow lock (docs/lock.md)");
     v.group("shadow", shadow, "options of the shadow code (Xen SHOPT_*; docs/shadow.md)");
     v.group("nested", nested,

@@ -27,6 +27,7 @@ const char* to_string(StrategyKind kind) {
     case StrategyKind::kUnlockedCompare: return "unlocked-compare";
     case StrategyKind::kAutoUp: return "auto-up";
     case StrategyKind::kUnlockedNocheck: return "unlocked-nocheck";
+    case StrategyKind::kUnlockedRw: return "unlocked-rw";
   }
   return "?";
 }
@@ -159,9 +160,9 @@ void Hypervisor::check_direct_store(HvCpu& cpu, uint64_t pa) {
 // ---------------------------------------------------------------------------------------------
 // Steps the strategies call
 
-void Hypervisor::lock(HvCpu& cpu) {
+void Hypervisor::lock(HvCpu& cpu, LockMode mode) {
   cpu.hv_sync();
-  const uint64_t elapsed = lock_->acquire({cpu.vcpu_index(), cpu.pcpu_index()});
+  const uint64_t elapsed = lock_->acquire({cpu.vcpu_index(), cpu.pcpu_index()}, mode);
   const uint64_t uncontended = params_.lock.atomic_cycles + params_.lock.transfer_cycles;
   cpu.hv_lock_waited(elapsed, elapsed > uncontended ? elapsed - uncontended : 0);
   note(cpu, "lock");
@@ -319,6 +320,8 @@ HvFaultResult Hypervisor::page_fault(HvCpu& cpu, uint64_t va, const Access& acce
       result = {HvFaultResult::Kind::kInject, f.walk.result.error_code};
     } else if (verdict == WalkVerdict::kRetry) {
       ++stats_.refaults;
+    } else if (verdict == WalkVerdict::kProceedShared) {
+      result = fix_shared(f, store);
     } else {
       result = fix(f, store);
     }
@@ -402,6 +405,85 @@ HvFaultResult Hypervisor::fix(ShadowFault& f, const GuestStore* store) {
   shadows_.reset_early_unshadow(f.vcpu);
   ++stats_.fault_fixed;
   unlock(cpu);
+  return {HvFaultResult::Kind::kFixed};
+}
+
+// Under the read lock only the L1 entry may change: every shadow the walk needs must exist
+// already (nothing to allocate, nothing to promote, no write access to remove).
+bool Hypervisor::can_fix_shared(ShadowFault& f) {
+  f.cpu.hv_sync();
+  const ShadowMode mode = shadows_.mode();
+  const auto& l = f.walk.levels;
+  uint32_t lookups = 0;
+  auto shadowed = [&](uint64_t gfn, ShadowType type) {
+    ++lookups;
+    return shadows_.find_shadow(gfn, type).has_value();
+  };
+  bool ok = true;
+  if (mode == ShadowMode::k4on4) {
+    ok = ok && l[3].valid && shadowed(l[3].table_gfn, table_type(mode, 3));
+    ok = ok && l[2].valid && shadowed(l[2].table_gfn, table_type(mode, 2));
+  }
+  if (ok) {
+    ok = f.walk.pse ? shadowed(superpage_first_gfn(shadows_.guest_state(f.vcpu).mode(),
+                                                   l[2].value), fl1_type(mode))
+                    : l[1].valid && shadowed(l[1].table_gfn, l1_type(mode));
+  }
+  f.cpu.hv_spend(uint64_t{lookups} * params_.costs.hash_lookup_cycles);
+  return ok;
+}
+
+// The read-lock tail: the slot is read, the new entry computed, and it is installed only if the
+// slot still holds what was read (a compare-and-swap): another VCPU that filled or changed it
+// meanwhile makes this fault return to the guest, which faults again if it still must.
+HvFaultResult Hypervisor::fix_shared(ShadowFault& f, const GuestStore* store) {
+  HvCpu& cpu = f.cpu;
+  cpu.hv_sync();
+  ShadowWork w;
+  const ShadowL1Slot slot = shadows_.get_and_create_l1e(f.walk, w);  // links only
+  if (w.shadows_created) {
+    throw Error(fmt::format("vcpu{}: a fault under the read lock created a shadow: a model bug",
+                            f.vcpu));
+  }
+  const uint64_t seen = memory_.read64(slot.entry_pa);
+  const uint64_t value = shadows_.propagate_l1e(f.walk, w);
+  charge(cpu, w);
+  cpu.hv_sync();
+  if (memory_.read64(slot.entry_pa) != seen) {
+    ++stats_.cas_failures;
+    note(cpu, fmt::format("cmpxchg of the shadow of {:#x} failed", f.va));
+    unlock(cpu);
+    return {HvFaultResult::Kind::kFixed};
+  }
+  ShadowWork s;
+  const bool changed = shadows_.set_l1e(slot, value, s);
+  charge(cpu, s);
+  cpu.hv_spend(params_.costs.guest_entry_cmpxchg_cycles);  // the cmpxchg itself
+  if (changed || s.flush_needed) flush_domain(cpu);
+  ++stats_.shared_fixes;
+  note(cpu, fmt::format("shadow of {:#x} set under the read lock", f.va));
+  if (auditor_) {
+    std::vector<uint64_t> frames;
+    for (int level = 1; level <= 4; ++level) {
+      if (f.walk.levels[level].valid) frames.push_back(f.walk.levels[level].table_gfn);
+    }
+    frames.push_back(f.walk.gfn);
+    audit_frames(cpu, frames, "a shadow fault's commit under the read lock");
+  }
+  const bool emulate_write =
+      f.access.kind == AccessKind::kWrite && shadows_.is_page_table(f.walk.gfn);
+  unlock(cpu);
+  if (emulate_write) {  // emulation changes shadows of the frame: the write lock
+    ++stats_.fault_emulate_write;
+    if (!store) {
+      throw Error(fmt::format("vcpu{}: a write to page table {:#x} faulted without a store to "
+                              "emulate: a model bug", f.vcpu, f.walk.gfn));
+    }
+    emulate(cpu, f.va, *store);
+    return {HvFaultResult::Kind::kEmulated};
+  }
+  shadows_.reset_early_unshadow(f.vcpu);
+  ++stats_.fault_fixed;
   return {HvFaultResult::Kind::kFixed};
 }
 
@@ -552,6 +634,10 @@ void Hypervisor::register_stats(StatsGroup g) {
   g.counter("refaults", &s.refaults, "faults",
             "inconsistent walks returned to the guest to fault again");
   g.counter("rewalks", &s.rewalks, "walks", "inconsistent walks re-done inside the handler");
+  g.counter("shared_fixes", &s.shared_fixes, "faults",
+            "unlocked-rw: faults fixed under the read lock");
+  g.counter("cas_failures", &s.cas_failures, "faults",
+            "unlocked-rw: installs whose compare-and-swap lost to another VCPU (refault)");
   g.counter("emulate_write", &s.emulate_write, "writes", "emulated guest page-table writes");
   g.counter("emulate_ahead", &s.emulate_ahead, "writes",
             "second halves of PAE PTE writes emulated without an exit of their own "

@@ -87,7 +87,7 @@ class Hypervisor {
   uint64_t remote_cr3_reload(HvCpu& cpu);
 
   // --- steps the walk strategies call (hv/walk_strategy.h) ---
-  void lock(HvCpu& cpu);
+  void lock(HvCpu& cpu, LockMode mode = LockMode::kExclusive);
   void unlock(HvCpu& cpu);
   uint64_t read_version(ShadowFault& f);
   // Guest walk with the VCPU's guest state; its A/D bits applied (cmpxchg, lock-free in Xen).
@@ -106,6 +106,8 @@ class Hypervisor {
   bool check_walk(ShadowFault& f, uint64_t since);
   uint64_t version() const { return version_; }
   void count_rewalk() { ++stats_.rewalks; }
+  // unlocked-rw: whether every shadow the fault needs exists (only the L1 entry will change).
+  bool can_fix_shared(ShadowFault& f);
   // After a good walk: the frame is RAM and the vTLB remembers the translation.
   void record_walk(ShadowFault& f);
 
@@ -133,6 +135,8 @@ class Hypervisor {
     uint64_t fault_emulate_write = 0;  // shadow_fault_emulate_write
     uint64_t refaults = 0;             // kRetry: inconsistent walks returned to the guest
     uint64_t rewalks = 0;              // inconsistent walks re-done in the handler
+    uint64_t shared_fixes = 0;         // unlocked-rw: fixed under the read lock
+    uint64_t cas_failures = 0;         // unlocked-rw: the install lost a race
     uint64_t emulate_write = 0;        // emulated page-table writes (every path)
     uint64_t emulate_ahead = 0;        // PAE second halves emulated in the same exit
     uint64_t user_unshadow = 0;        // user-mode writes to a page table: unshadowed
@@ -186,6 +190,8 @@ class Hypervisor {
                                  uint32_t error_code);
   // Common tail (lock held on entry, released on return).
   HvFaultResult fix(ShadowFault& f, const GuestStore* store);
+  // unlocked-rw's tail under the read lock (releases it).
+  HvFaultResult fix_shared(ShadowFault& f, const GuestStore* store);
   // Emulation of a guest page-table store (research §1.6); takes the lock itself.
   void emulate(HvCpu& cpu, uint64_t va, const GuestStore& store);
   void forget_emulation(unsigned vcpu) { vcpus_.at(vcpu).emulated_valid = false; }

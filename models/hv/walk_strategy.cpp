@@ -15,6 +15,7 @@ std::unique_ptr<WalkStrategy> make_walk_strategy(StrategyKind kind, unsigned vcp
     case StrategyKind::kUnlockedRewalk:
     case StrategyKind::kUnlockedNocheck: return make_unlocked_strategy(kind);
     case StrategyKind::kUnlockedCompare: return make_compare_strategy();
+    case StrategyKind::kUnlockedRw: return make_rw_strategy();
   }
   throw Error("hypervisor.strategy: unknown strategy");
 }

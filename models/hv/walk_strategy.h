@@ -29,6 +29,8 @@ struct ShadowFault {
 
 enum class WalkVerdict : uint8_t {
   kProceed,  // the walk is good and the shadow lock is held: run the common tail
+  kProceedShared,  // the walk is good, the lock is held shared and every shadow the fault
+                   // needs exists: install the L1 entry with compare-and-swap
   kInject,   // a real guest fault (walk.result.error_code); the lock is not held
   kRetry,    // the walk went stale: return to the guest, which faults again; lock not held
 };
@@ -50,5 +52,6 @@ std::unique_ptr<WalkStrategy> make_locked_strategy();
 // unlocked (refault on a mismatch), unlocked-rewalk, unlocked-nocheck.
 std::unique_ptr<WalkStrategy> make_unlocked_strategy(StrategyKind kind);
 std::unique_ptr<WalkStrategy> make_compare_strategy();
+std::unique_ptr<WalkStrategy> make_rw_strategy();
 
 }  // namespace shadowsim

@@ -33,6 +33,7 @@ struct Outcome {
 Outcome race(Race kind, StrategyKind strategy, int64_t b_offset, VersionBumpSites bump = {}) {
   HypervisorParams p;
   p.strategy = strategy;
+  if (strategy == StrategyKind::kUnlockedRw) p.lock.kind = LockKind::kRw;
   p.shadow.prefetch = false;  // X's shadow entry stays empty until A faults on it
   p.bump = bump;
   HvMachine m(p);
@@ -135,7 +136,8 @@ TEST_P(RaceTest, RealStrategiesEndConsistentAtTheStaleOffset) {
 // Wherever B's store falls relative to A's fault, no real strategy lets a stale entry in.
 TEST_P(RaceTest, RealStrategiesStayCleanAtEveryOffset) {
   for (StrategyKind s : {StrategyKind::kLocked, StrategyKind::kUnlocked,
-                         StrategyKind::kUnlockedRewalk, StrategyKind::kUnlockedCompare}) {
+                         StrategyKind::kUnlockedRewalk, StrategyKind::kUnlockedCompare,
+                         StrategyKind::kUnlockedRw}) {
     for (int64_t offset = -6000; offset <= 2000; offset += 50) {
       const Outcome o = race(GetParam(), s, offset);
       ASSERT_TRUE(o.errors.empty()) << to_string(s) << " at " << offset << ": " << o.errors.at(0);

@@ -25,8 +25,12 @@ class ShadowSystemTest : public SystemTest {
     return fmt::format(R"({{"workload": {{"trace": "{}"}}}})", manifest);
   }
   static std::vector<std::string> shadow(const std::string& strategy, int vcpus = 2) {
-    return {"machine.virtualization=shadow", fmt::format("machine.vcpus={}", vcpus),
-            "hypervisor.strategy=" + strategy, "hypervisor.audit=true", "run.audit_tlb=true"};
+    std::vector<std::string> o = {"machine.virtualization=shadow",
+                                  fmt::format("machine.vcpus={}", vcpus),
+                                  "hypervisor.strategy=" + strategy, "hypervisor.audit=true",
+                                  "run.audit_tlb=true"};
+    if (strategy == "unlocked-rw") o.push_back("hypervisor.lock.kind=rw");
+    return o;
   }
   static double rechecks_by_others(const System& s) {
     return stat(s, "hv.recheck_cause.write_access_removal.other") +
@@ -37,8 +41,12 @@ class ShadowSystemTest : public SystemTest {
 TEST_F(ShadowSystemTest, EveryRealStrategyRunsAKernelCompileCleanUnderBothAuditors) {
   const std::string config = kernel_compile();
   for (const char* strategy : {"locked", "unlocked", "unlocked-rewalk", "unlocked-compare",
-                               "auto-up"}) {
+                               "auto-up", "unlocked-rw"}) {
     const auto s = run(config, shadow(strategy));  // an audit violation would throw
+    if (std::string(strategy) == "unlocked-rw") {
+      EXPECT_GT(stat(*s, "hv.shared_fixes"), 0) << "most faults only fill an L1 entry";
+      EXPECT_GT(stat(*s, "hv.lock.read_acquisitions"), 0);
+    }
     EXPECT_GT(stat(*s, "hv.shadow_fault"), 0) << strategy;
     EXPECT_GT(stat(*s, "hv.emulate_write"), 0) << strategy << ": the kernel's PTE stores trap";
     EXPECT_GT(stat(*s, "hv.shadow.shadow_guest_walk"), 0) << strategy;
@@ -161,7 +169,8 @@ TEST_F(ShadowSystemTest, RacingThreadsCatchEveryUnsafeVariantAndNoRealStrategy) 
   write("w.json", R"({"version": 1, "paging_mode": "4level", "streams": [)" + streams + "]}");
   const std::string config =
       R"({"workload": {"trace": "w.json"}, "guest": {"implicit_vmas": true}})";
-  for (const char* strategy : {"locked", "unlocked", "unlocked-rewalk", "unlocked-compare"}) {
+  for (const char* strategy : {"locked", "unlocked", "unlocked-rewalk", "unlocked-compare",
+                               "unlocked-rw"}) {
     const auto s = run(config, shadow(strategy, kThreads));
     if (std::string(strategy) != "locked") {
       EXPECT_GT(stat(*s, "hv.shadow.shadow_inconsistent_gwalk"), 0)
@@ -224,6 +233,8 @@ TEST_F(ShadowSystemTest, ImpossibleConfigurationsAreRefusedBeforeTheRun) {
   };
   refused({"machine.virtualization=shadow", "hypervisor.strategy=fastest"},
           "hypervisor.strategy");
+  refused({"machine.virtualization=shadow", "hypervisor.strategy=unlocked-rw"},
+          "hypervisor.lock.kind");
   refused({"machine.virtualization=shadow", "hypervisor.shadow_pool_mib=1"},
           "hypervisor.shadow_pool_mib");
   refused({"machine.pcpus=1", "machine.vcpus=2"}, "machine.pcpus");
