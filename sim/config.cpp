@@ -300,6 +300,11 @@ SimConfig read_document(json doc, const std::string& origin,
     config = preset_config(config.preset);
   }
   JsonReader::read_object(doc, config, "", origin);
+  if (config.machine.virtualization != Virtualization::kNative && config.hypervisor.vpid &&
+      !config.machine.tlb.vpid) {
+    throw Error(fmt::format("{}: hypervisor.vpid: the TLBs have no VPID tags (machine.tlb.vpid is "
+                            "false, as on a Core 2): set hypervisor.vpid false", origin));
+  }
   if (config.preset == HardwarePreset::kCore2_2008 &&
       config.machine.virtualization == Virtualization::kNested) {
     throw Error(fmt::format("{}: machine.virtualization: the core2-2008 preset has no EPT: nested "

@@ -88,7 +88,7 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
   const int vcpus = m.vcpus ? static_cast<int>(m.vcpus) : streams;  // 0: one per stream
   const bool shadow = m.virtualization == Virtualization::kShadow;
   // PCPUs: one per VCPU (pinned) unless machine.pcpus says fewer; then they are shared.
-  const int pcpus = m.pcpus ? std::min(static_cast<int>(m.pcpus), vcpus) : vcpus;
+  const int pcpus = m.pcpus ? static_cast<int>(m.pcpus) : vcpus;
   if (pcpus < vcpus && m.virtualization == Virtualization::kNative) {
     throw Error(fmt::format("machine.pcpus: {} PCPUs for {} VCPUs: sharing PCPUs needs a "
                             "hypervisor (machine.virtualization shadow or nested)", pcpus,
@@ -205,7 +205,8 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
                       s.scheduler.get(), s.folders.get(), s.control.get(), s.shootdown.get(),
                       s.port.get(), PagingState(m.paging_mode, m.controls, guest_cpu),
                       tlb_context, config.run.audit_tlb, s.hypervisor.get(), s.mm_locks.get(),
-                      s.pcpus.get(), s.pcpus ? pcpu_mmus : std::vector<Mmu*>{}};
+                      s.pcpus.get(), s.pcpus ? pcpu_mmus : std::vector<Mmu*>{},
+                      config.hypervisor.scheduler.pinned};
     s.vcpus.push_back(std::make_unique<Vcpu>(fmt::format("vcpu{}", i).c_str(), i, m.vcpu.cpi,
                                              std::move(wiring)));
     if (s.hypervisor) s.hypervisor->attach(s.vcpus.back().get());
@@ -242,6 +243,12 @@ void System::run() {
   sc_core::sc_start();
   for (const auto& vcpu : s.vcpus) {
     if (!vcpu->error().empty()) throw Error(vcpu->error());
+  }
+  for (const auto& vcpu : s.vcpus) {  // the simulation ran out of events with work left
+    if (!vcpu->finished()) {
+      throw Error(fmt::format("{} never finished: the VCPUs waited for each other (a model bug)",
+                              vcpu->name()));
+    }
   }
   if (s.hypervisor) s.hypervisor->audit_all();  // hypervisor.audit: every shadow, at the end
   const auto end = std::chrono::steady_clock::now();

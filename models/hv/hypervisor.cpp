@@ -82,10 +82,7 @@ void Hypervisor::charge(HvCpu& cpu, const ShadowWork& w) {
   cpu.hv_spend(cycles);
 }
 
-void Hypervisor::flush_pcpu_tlb(HvCpu& cpu) {
-  cpu.mmu().tlbs().flush_all();
-  cpu.mmu().pscs().flush_all();
-}
+void Hypervisor::flush_pcpu_tlb(HvCpu& cpu) { cpu.mmu().flush_all(); }
 
 // Without VPID the TLB cannot tell guest from host entries: every exit and entry flushes it.
 void Hypervisor::vm_exit(HvCpu& cpu, ExitReason reason) {
@@ -290,6 +287,7 @@ HvFaultResult Hypervisor::page_fault(HvCpu& cpu, uint64_t va, const Access& acce
     ++stats_.emulate_ahead;
     cpu.hv_sync();
     emulate(cpu, va, *store);
+    ahead.emulate_ahead_pa = kNoAhead;  // Xen stops after the second page-table write
     cpu.hv_sync();
     return {HvFaultResult::Kind::kEmulated};
   }

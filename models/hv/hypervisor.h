@@ -106,6 +106,11 @@ class Hypervisor {
   bool check_walk(ShadowFault& f, uint64_t since);
   uint64_t version() const { return version_; }
   void count_rewalk() { ++stats_.rewalks; }
+  // PAE emulate-ahead is armed for the VCPU: its next store is the other half of a PTE, to be
+  // emulated in the same exit (nothing may deschedule the VCPU in between).
+  bool emulate_ahead_armed(int vcpu) const {
+    return vcpus_.at(static_cast<size_t>(vcpu)).emulate_ahead_pa != kNoAhead;
+  }
   // unlocked-rw: whether every shadow the fault needs exists (only the L1 entry will change).
   bool can_fix_shared(ShadowFault& f);
   // After a good walk: the frame is RAM and the vTLB remembers the translation.

@@ -23,12 +23,14 @@ void PcpuScheduler::grant(int vcpu, int pcpu) {
   ++grants_;
 }
 
-int PcpuScheduler::acquire(int vcpu, sc_core::sc_event& wake) {
+int PcpuScheduler::acquire(int vcpu, sc_core::sc_event& wake, bool affinity) {
   VcpuState& v = vcpus_.at(static_cast<size_t>(vcpu));
   if (v.pcpu >= 0) return v.pcpu;
-  if (waiting_.empty()) {  // a free PCPU, the last one first
+  if (waiting_.empty()) {  // a free PCPU: the last one first with affinity, else the lowest
     int pcpu = -1;
-    if (v.last_pcpu >= 0 && holder_[static_cast<size_t>(v.last_pcpu)] < 0) pcpu = v.last_pcpu;
+    if (affinity && v.last_pcpu >= 0 && holder_[static_cast<size_t>(v.last_pcpu)] < 0) {
+      pcpu = v.last_pcpu;
+    }
     for (size_t p = 0; pcpu < 0 && p < holder_.size(); ++p) {
       if (holder_[p] < 0) pcpu = static_cast<int>(p);
     }

@@ -92,6 +92,20 @@ class Mmu {
       pscs_.flush_non_global(ctx);
     }
   }
+  // Everything cached for one VPID (INVVPID single-context): TLBs, PSCs, guest PSCs of a 2-D
+  // walk. A VCPU moving to this PCPU needs it (KVM's flush on migration).
+  void flush_vpid(uint16_t vpid) {
+    tlbs_.flush_vpid(vpid);
+    pscs_.flush_vpid(vpid);
+    if (nested_walker_) nested_walker_->flush_guest_vpid(vpid);
+  }
+  // Every linear and combined mapping of every VPID (a CPU without VPID at every VM exit and
+  // entry); guest-physical mappings (the nested TLB, the host PSCs) are EPT-tagged and stay.
+  void flush_all() {
+    tlbs_.flush_all();
+    pscs_.flush_all();
+    if (nested_walker_) nested_walker_->guest_psc().flush_all();
+  }
 
   // The guest's MOV to CR3, in either mode: loads `cr3` into `state` and, when `flush` (the
   // caller's decision: a CR3 load without PCIDs that Linux does not skip, or with PCIDs and

@@ -12,8 +12,8 @@ void GuestScheduler::wake(GuestTask* task) {
 }
 
 GuestTask* GuestScheduler::next(int vcpu, const RunControl& control,
-                                 const std::function<void()>& idle,
-                                 const std::function<void()>& busy) {
+                                 const std::function<void()>& idle) {
+  bool idled = false;
   for (;;) {
     if (control.stopped()) return nullptr;
     const auto it = std::find_if(queue_.begin(), queue_.end(), [&](const GuestTask* t) {
@@ -29,9 +29,12 @@ GuestTask* GuestScheduler::next(int vcpu, const RunControl& control,
       work_.notify(sc_core::SC_ZERO_TIME);  // the other idle VCPUs finish too
       return nullptr;
     }
-    if (idle) idle();
+    if (idle && !idled) {  // its wait may miss a notification: look at the queue again
+      idle();
+      idled = true;
+      continue;
+    }
     sc_core::wait(work_);
-    if (busy) busy();
   }
 }
 

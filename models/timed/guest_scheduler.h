@@ -61,9 +61,9 @@ class GuestScheduler {
   void wake(GuestTask* task);
   // The next task for `vcpu`, waiting in simulated time while there is none; nullptr when
   // every task is done or the run has stopped. Called from the VCPU's thread.
-  // `idle` runs before the VCPU waits for work (it gives up its PCPU), `busy` after the wait.
-  GuestTask* next(int vcpu, const RunControl& control, const std::function<void()>& idle = {},
-                  const std::function<void()>& busy = {});
+  // `idle` runs once before the VCPU first waits for work (it gives up its PCPU; it may wait
+  // itself, so the queue is looked at again after it).
+  GuestTask* next(int vcpu, const RunControl& control, const std::function<void()>& idle = {});
   // A running task gave up its VCPU: runnable again (preempted), blocked, or done.
   void preempt(GuestTask* task);
   void block(GuestTask* task) { task->state = GuestTask::State::kBlocked; }

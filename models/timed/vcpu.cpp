@@ -119,10 +119,9 @@ uint64_t Vcpu::handle_shadow_fault(uint64_t va, const Access& access, const MmuR
 // stream. Switch events (a recorded schedule) are only counted.
 uint64_t Vcpu::os_event(GuestTask& task, const OsEvent& e, bool* blocked) {
   ++os_events_[static_cast<int>(e.kind)];
-  if (e.kind == OsEventKind::kCreate) {  // enters the kernel itself
-    const uint64_t before = cycles_;
+  if (e.kind == OsEventKind::kCreate) {  // enters the kernel itself and counts its cycles
     *blocked = create_child(task, e.stream, e.how);
-    return cycles_ - before;
+    return 0;
   }
   const uint64_t start = now_cycles();
   enter_kernel(w_.kernel->mm_of(task.pid));
@@ -216,7 +215,9 @@ void Vcpu::enter_kernel(uint32_t mm) {
                                         [this] { maybe_yield(); })
                  : w_.mm_locks->acquire(mm, id_, mm_lock_wake_);
     if (waited) {
-      guest_lock_cycles_ += waited - (preempted_cycles_ - preempted);  // spinning, on a PCPU
+      const uint64_t counted =
+          std::min<uint64_t>(waited, sc_core::sc_time_stamp().value() - roi_start());
+      guest_lock_cycles_ += counted - std::min<uint64_t>(counted, preempted_cycles_ - preempted);
       quantum_keeper_.reset();
       reset_sync_budget();
       take_pcpu();  // the lock may have come while this VCPU was descheduled
@@ -253,19 +254,22 @@ uint64_t Vcpu::take_pcpu() {
   if (!w_.pcpus || w_.pcpus->pcpu_of(id_) >= 0) return 0;
   sync_now();
   const uint64_t start = sc_core::sc_time_stamp().value();
-  const int pcpu = w_.pcpus->acquire(id_, pcpu_wake_);
-  const uint64_t waited = sc_core::sc_time_stamp().value() - start;
-  if (waited) {
+  const int pcpu = w_.pcpus->acquire(id_, pcpu_wake_, w_.pcpu_affinity);
+  const uint64_t waited = sc_core::sc_time_stamp().value() - std::max(start, roi_start());
+  if (sc_core::sc_time_stamp().value() > start) {
     preempted_cycles_ += waited;
     quantum_keeper_.reset();
     reset_sync_budget();
   }
   Mmu* mmu = w_.pcpu_mmus.at(static_cast<size_t>(pcpu));
-  if (pcpu != last_pcpu_ && last_pcpu_ >= 0) {
+  if (w_.tlb_context.vpid == 0) {
+    // Without VPIDs the PCPU's entries carry no owner: whatever VCPU ran here last left them
+    // (a real CPU without VPID flushes at every VM entry).
+    mmu->flush_all();
+  } else if (pcpu != last_pcpu_ && last_pcpu_ >= 0) {
     // KVM flushes a VCPU's VPID on the PCPU it migrates to (vmx_vcpu_load): entries it left
     // there earlier may be stale.
-    mmu->tlbs().flush_vpid(w_.tlb_context.vpid);
-    mmu->pscs().flush_vpid(w_.tlb_context.vpid);
+    mmu->flush_vpid(w_.tlb_context.vpid);
   }
   w_.mmu = mmu;
   last_pcpu_ = pcpu;
@@ -309,7 +313,8 @@ void Vcpu::wait_for_acks(size_t count) {
   quantum_keeper_.reset();
   reset_sync_budget();
   resume_kernel();
-  ack_wait_cycles_ += now_cycles() - start - (preempted_cycles_ - preempted);
+  const uint64_t waited = now_cycles() - std::max(start, roi_start());
+  ack_wait_cycles_ += waited - std::min<uint64_t>(waited, preempted_cycles_ - preempted);
 }
 
 void Vcpu::hv_lock_waited(uint64_t elapsed, uint64_t spinning) {
@@ -336,7 +341,9 @@ bool Vcpu::kernel_access(uint64_t va, uint64_t expected_pa, const Access& access
     if (r.outcome == WalkOutcome::kPageFault && w_.hv && round < kMaxFaultRounds) {
       w_.mmu->page_fault_invalidate(va, w_.tlb_context, hardware_->mode());
       const HvFaultResult h = w_.hv->page_fault(*this, va, access, r.error_code, store);
-      maybe_yield();  // back to the guest kernel, which may be holding its own locks
+      // Back to the guest kernel, which may hold its own locks; but not between the halves of
+      // a PAE PTE, which Xen emulates in one exit.
+      if (!w_.hv->emulate_ahead_armed(id_)) maybe_yield();
       resume_kernel();
       if (h.kind == HvFaultResult::Kind::kEmulated) return true;
       if (h.kind == HvFaultResult::Kind::kFixed) continue;
@@ -524,17 +531,17 @@ void Vcpu::run() {
     quantum_keeper_.reset();
     reset_sync_budget();
     uint64_t idle_since = 0;
-    cycles_ += take_pcpu();
+    cycles_ += take_pcpu();  // with shared PCPUs a VCPU may wait for one from the start
+    idle_since = sc_core::sc_time_stamp().value();
     for (;;) {
       const uint64_t preempted = preempted_cycles_;
       uint64_t pcpu_cycles = 0;  // waiting for a PCPU after waking, and the switch
-      GuestTask* task = w_.scheduler->next(id_, *w_.control, [this] { give_pcpu(); },
-                                           [this, &pcpu_cycles] { pcpu_cycles += take_pcpu(); });
+      GuestTask* task = w_.scheduler->next(id_, *w_.control, [this] { give_pcpu(); });
       if (!task) break;
       pcpu_cycles += take_pcpu();  // no-op unless it gave its PCPU up while waiting
       quantum_keeper_.reset();  // the wait for work let global time pass
       reset_sync_budget();
-      idle_cycles_ += sc_core::sc_time_stamp().value() - idle_since -
+      idle_cycles_ += sc_core::sc_time_stamp().value() - std::max(idle_since, roi_start()) -
                       (preempted_cycles_ - preempted);
       cycles_ += pcpu_cycles;
       task_ = task;
@@ -636,9 +643,11 @@ Vcpu::Stop Vcpu::run_task(GuestTask& task) {
       sync_if_quantum_used();
       continue;
     }
+    const uint64_t preempted = preempted_cycles_;
     const uint64_t translation = reference(r);  // adds to local time page by page
     ++references_[static_cast<int>(r.kind)];
-    translation_cycles_ += translation;
+    // A wait for a PCPU on the way back from an exit is the VCPU's time, not translation's.
+    translation_cycles_ += translation - (preempted_cycles_ - preempted);
     cycles_ += translation;
     // The reference is complete: count it (a warm-up ending here resets its statistics too),
     // then yield to the kernel if the quantum is used up.

@@ -53,6 +53,7 @@ struct VcpuWiring {
   // PCPU's MMU (pcpu_mmus[p]); otherwise it stays on `mmu` (PCPU = VCPU index).
   PcpuScheduler* pcpus = nullptr;
   std::vector<Mmu*> pcpu_mmus;
+  bool pcpu_affinity = true;  // back to the PCPU it ran on last when free (pinned placement)
 };
 
 class Vcpu : public sc_core::sc_module, public KernelCpu, public HvCpu {
@@ -182,6 +183,8 @@ class Vcpu : public sc_core::sc_module, public KernelCpu, public HvCpu {
   // Applies a recorded OS event; returns its cycles; sets *blocked when the task must wait.
   uint64_t os_event(GuestTask& task, const OsEvent& e, bool* blocked);
   uint64_t now_cycles() const;
+  // Statistics cover the region of interest: a wait that began before it counts from its start.
+  uint64_t roi_start() const { return w_.control->roi_start_cycles(); }
   bool sync_if_quantum_used();  // true when the quantum was used up (local time handed over)
   void reset_sync_budget();
 
