@@ -42,6 +42,9 @@ if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release ${SHADOWSIM_CMAKE_ARGS:-}
 fi
 cmake --build "$BUILD_DIR" -j "$(nproc)"
+# /usr/bin/python3 can `import shadowsim` (a .pth file in the user's site-packages pointing at
+# $BUILD_DIR/python; docs/python.md).
+cmake --build "$BUILD_DIR" --target shadowsim_python_pth
 # The kernel-build workload of configs/kbuild-3files.json, made from the committed recording
 # (docs/workloads.md; ~1 s, 15 MB under out/, which git ignores).
 "$BUILD_DIR/sim/shadowsim" trace perf-import tests/workloads/data/kbuild-3files.perf.txt.zst \

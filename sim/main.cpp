@@ -3,8 +3,13 @@
 //   shadowsim config --defaults | --doc | --check CONFIG [--set ...]
 //   shadowsim trace info|convert|head ...
 //   shadowsim workload list | generate KIND -o DIR [--seed N] [--scale X] ...
+//   shadowsim sweep SPEC -o DIR [-j N] [--dask ADDR | --slurm] ...   (python/shadowsim/sweep.py)
 //   shadowsim demo | version
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -37,6 +42,8 @@ void usage(std::ostream& out) {
          "  config    print the defaults, the config reference, or a resolved config\n"
          "  trace     inspect and convert traces (info, convert, head)\n"
          "  workload  generate synthetic workloads (list, generate)\n"
+         "  sweep     run a parameter sweep (docs/sweeps.md): SPEC -o DIR [-j N] [--dask ADDR | "
+         "--slurm]\n"
          "  demo      translate a handful of addresses in each paging mode and print the walks\n"
          "  version   print the version and git hash\n\n"
          "Run 'shadowsim <command> --help' for a command's options.\n";
@@ -123,6 +130,36 @@ int config_command(const std::vector<std::string>& args) {
   return 0;
 }
 
+// `shadowsim sweep ...` is the Python sweep driver (python/shadowsim/sweep.py, standard library
+// only), run with Debian's interpreter and told to drive this very binary.
+int sweep_command(int argc, char** argv) {
+  const char* script_env = std::getenv("SHADOWSIM_SWEEP_SCRIPT");
+  const std::string script =
+      script_env ? script_env : std::string(SHADOWSIM_SOURCE_DIR) + "/python/shadowsim/sweep.py";
+  if (!std::filesystem::exists(script)) {
+    std::cerr << fmt::format("shadowsim sweep: no sweep driver at {} (set SHADOWSIM_SWEEP_SCRIPT)\n",
+                             script);
+    return kBadInput;
+  }
+  const char* python_env = std::getenv("SHADOWSIM_PYTHON");
+  // Debian's interpreter sees the python3-* packages; a python3 earlier on PATH may not.
+  const std::string python = python_env                                   ? python_env
+                             : access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3"
+                                                                          : "python3";
+  const std::string self = std::filesystem::canonical("/proc/self/exe").string();
+  setenv("SHADOWSIM_SWEEP_PROG", "shadowsim sweep", 1);
+  std::vector<std::string> words = {python, script, "--binary", self};
+  for (int i = 2; i < argc; ++i) words.emplace_back(argv[i]);  // a user's --binary comes later
+  std::vector<char*> exec_argv;
+  for (std::string& w : words) exec_argv.push_back(w.data());
+  exec_argv.push_back(nullptr);
+  std::cout.flush();
+  std::cerr.flush();
+  execvp(python.c_str(), exec_argv.data());
+  std::cerr << fmt::format("shadowsim sweep: cannot run {}: {}\n", python, std::strerror(errno));
+  return kBadInput;
+}
+
 int dispatch(int argc, char** argv) {
   if (argc < 2) {
     usage(std::cerr);
@@ -139,6 +176,7 @@ int dispatch(int argc, char** argv) {
     return 0;
   }
   if (command == "run") return run_command(args);
+  if (command == "sweep") return sweep_command(argc, argv);
   if (command == "config") return config_command(args);
   if (command == "trace") {
     return shadowsim::run_trace_command(argc - 1, argv + 1, std::cout, std::cerr);
