@@ -665,6 +665,8 @@ void Hypervisor::register_stats(StatsGroup g) {
   g.counter("exits.page_fault", &s.exits[0], "exits", "VM exits on #PF");
   g.counter("exits.cr3_write", &s.exits[1], "exits", "VM exits on guest CR3 writes");
   g.counter("exits.invlpg", &s.exits[2], "exits", "VM exits on guest INVLPG");
+  g.counter("exits.ipi", &s.exits[3], "exits",
+            "VM exits to send or take a guest IPI (hypervisor.ipi_exits)");
   g.counter("cr3_writes", &s.cr3_writes, "writes", "guest CR3 writes (shadow root loads)");
   g.counter("invlpgs", &s.invlpgs, "invalidations", "guest INVLPGs handled");
   g.histogram("fault_cycles", &fault_cycles_, "cycles",

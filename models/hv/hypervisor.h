@@ -50,7 +50,7 @@ struct HvFaultResult {
 };
 
 // Why a VCPU exited (statistics).
-enum class ExitReason : uint8_t { kPageFault, kCr3Write, kInvlpg, kCount };
+enum class ExitReason : uint8_t { kPageFault, kCr3Write, kInvlpg, kIpi, kCount };
 
 // Why the version counter moved (the re-check cause statistics).
 enum class BumpCause : uint8_t { kWriteAccessRemoval, kEmulatedWrite };
@@ -84,6 +84,14 @@ class Hypervisor {
   // keeps the shadow root, so only the VCPU's TLB and vTLB are flushed and the lock is not taken
   // (a simplification: Xen's sh_update_cr3 takes it).
   uint64_t remote_invlpg(HvCpu& cpu, uint64_t va);
+  // A guest IPI sent or taken: without APIC virtualization (hypervisor.ipi_exits) an exit,
+  // counted; returns its round trip for the caller to charge (0 otherwise).
+  uint64_t ipi_exit() {
+    if (!params_.ipi_exits) return 0;
+    ++stats_.exits[static_cast<int>(ExitReason::kIpi)];
+    return uint64_t{params_.costs.vmexit_cycles} + params_.costs.exit_dispatch_cycles +
+           params_.costs.vmentry_cycles;
+  }
   uint64_t remote_cr3_reload(HvCpu& cpu);
 
   // --- steps the walk strategies call (hv/walk_strategy.h) ---

@@ -42,7 +42,8 @@ void TlbShootdown::shootdown(uint32_t mm, uint64_t local_cycles, Flush&& flush) 
       ++remotes;
       ++remote_flushes_;
       vcpu->interrupt(params_.remote_handler_cycles + instruction);
-      if (exits + vcpu->ipi_exit_cycles()) vcpu->hv_interrupt(exits + vcpu->ipi_exit_cycles());
+      const uint64_t hypervisor = exits + vcpu->ipi_exit();  // taking the IPI may exit too
+      if (hypervisor) vcpu->hv_interrupt(hypervisor);
       if (!vcpu->on_pcpu() && initiator) {
         vcpu->request_ack(initiator);
         ++descheduled;
@@ -56,8 +57,8 @@ void TlbShootdown::shootdown(uint32_t mm, uint64_t local_cycles, Flush&& flush) 
   if (remotes) {
     ++shootdowns_;
     initiator_cycles_[initiator] += params_.ipi_cycles;
-    if (initiator && initiator->ipi_exit_cycles()) {  // writing the ICR exits
-      initiator->hv_interrupt(initiator->ipi_exit_cycles());
+    if (initiator) {  // writing the ICR may exit
+      if (const uint64_t exit = initiator->ipi_exit()) initiator->hv_interrupt(exit);
     }
   }
 }

@@ -99,13 +99,9 @@ class Vcpu : public sc_core::sc_module, public KernelCpu, public HvCpu {
   // Under shadow paging the guest's INVLPG and CR3 reload exit: the native instruction costs
   // of a shootdown are replaced by the exits (TlbShootdown asks).
   bool tlb_ops_exit() const { return w_.hv != nullptr; }
-  // An IPI sent or taken exits when the hypervisor has no APIC virtualization: the exit's
-  // round trip, else 0.
-  uint64_t ipi_exit_cycles() const {
-    if (!w_.hv || !w_.hv->params().ipi_exits) return 0;
-    const HvCosts& c = w_.hv->params().costs;
-    return uint64_t{c.vmexit_cycles} + c.exit_dispatch_cycles + c.vmentry_cycles;
-  }
+  // An IPI sent or taken exits when the hypervisor has no APIC virtualization: counts the exit
+  // and returns its round trip (0 without such exits).
+  uint64_t ipi_exit() { return w_.hv ? w_.hv->ipi_exit() : 0; }
   void load_hardware_state(const PagingState& state) override {
     hardware_state_ = state;
     hardware_ = &hardware_state_;
