@@ -49,6 +49,8 @@ cmake --build "$BUILD_DIR" --target shadowsim_python_pth
 # (docs/workloads.md; ~1 s, 15 MB under out/, which git ignores).
 "$BUILD_DIR/sim/shadowsim" trace perf-import tests/workloads/data/kbuild-3files.perf.txt.zst \
   --locality workloads/traces/kbuild-locality.json -o out/workloads/kbuild-3files/manifest.json
+"$BUILD_DIR/sim/shadowsim" trace perf-import tests/workloads/data/kbuild-j16.perf.txt.zst \
+  --locality workloads/traces/kbuild-locality.json -o out/workloads/kbuild-j16/manifest.json
 
 if [ -z "${SHADOWSIM_SKIP_RUN:-}" ]; then
   # The main job: replay the shipped real trace on the default machine (out/default/stats.json).

@@ -144,7 +144,19 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
   // stream's task is created when its parent creates it (models/timed/vcpu.h). The guest
   // scheduler places the tasks on the VCPUs (one each, pinned, unless machine.vcpus says fewer).
   s.folders = std::make_unique<AddressFolders>(m.paging_mode);
-  const bool pinned = vcpus == streams;
+  // guest.scheduler.placement "recorded": each task on the VCPU of its recorded CPU.
+  const bool recorded = config.guest.scheduler.placement == GuestPlacement::kRecorded;
+  if (recorded && !s.manifest.has_cpus()) {
+    throw Error(fmt::format("guest.scheduler.placement: recorded needs the CPU each stream ran on "
+                            "(\"cpu\" in the manifest's streams); {} has none (use placement "
+                            "queue, or re-import the recording)", config.workload.trace));
+  }
+  if (recorded && s.manifest.recorded_cpus() != static_cast<uint32_t>(vcpus)) {
+    throw Error(fmt::format("guest.scheduler.placement: recorded: the recording ran on {} CPUs "
+                            "but the run has {} VCPUs; expected machine.vcpus = {}",
+                            s.manifest.recorded_cpus(), vcpus, s.manifest.recorded_cpus()));
+  }
+  const bool pinned = vcpus == streams || recorded;
   if (m.paging_mode != PagingMode::k4Level && m.paging_mode != PagingMode::k5Level &&
       vcpus > KernelLayout::kMaxKmapCpus) {
     throw Error(fmt::format("machine.vcpus: {} VCPUs; a 32-bit guest kernel has kmap slots for "
@@ -156,7 +168,7 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
     const TraceStream& stream = s.manifest.streams[static_cast<size_t>(i)];
     auto task = std::make_unique<GuestTask>();
     task->trace = open_trace(stream.path);
-    task->pinned_vcpu = pinned ? i : -1;
+    task->pinned_vcpu = recorded ? static_cast<int>(*stream.cpu) : pinned ? i : -1;
     s.scheduler->add(task.get());
     task_of_stream[stream.id] = task.get();
     s.tasks.push_back(std::move(task));

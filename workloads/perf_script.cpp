@@ -548,7 +548,13 @@ PerfImportResult import_perf_script(const std::string& path, const std::string& 
     bool closed = false;    // exited: nothing more is written
     std::unique_ptr<LocalityGenerator> locality;  // with a model: its synthetic references
     std::string comm;       // the comm its locality program was chosen by
+    // Its CPU time by CPU (the time counted into its instructions) and the CPU of its first
+    // record: the manifest's "cpu" is the CPU with the most time, else the first.
+    std::vector<std::pair<uint32_t, uint64_t>> ns_by_cpu;
+    int64_t first_cpu = -1;
+    uint32_t fork_cpu = 0;  // of the fork that created it: for a task without records
   };
+  uint32_t max_cpu = 0;
   std::vector<Stream> streams(inst.size());
   const double per_ns = options.ghz * options.ipc;
   TraceWriteOptions wopts;
@@ -636,6 +642,8 @@ PerfImportResult import_perf_script(const std::string& path, const std::string& 
     scan(reader, tasks, [&](const PerfRecord& r, size_t i, size_t child) {
       Stream& s = streams[i];
       if (!s.writer && !s.closed) open(i);
+      if (s.first_cpu < 0) s.first_cpu = r.cpu;
+      max_cpu = std::max(max_cpu, r.cpu);
       if (s.locality && (s.comm != r.comm || !s.locality->program())) {  // a new task or an exec
         s.comm = std::string(r.comm);
         s.locality->set_program(&model.lookup(s.comm));
@@ -648,7 +656,13 @@ PerfImportResult import_perf_script(const std::string& path, const std::string& 
       // task or the idle task: not recorded) from this record: the time between its wake-up and
       // its first record is not counted. Without sched_switch records all time counts.
       const uint64_t from = s.off_cpu ? r.time_ns : s.last_ns;
-      if (r.time_ns > from) s.pending += static_cast<double>(r.time_ns - from) * per_ns;
+      if (r.time_ns > from) {
+        s.pending += static_cast<double>(r.time_ns - from) * per_ns;
+        auto on = std::find_if(s.ns_by_cpu.begin(), s.ns_by_cpu.end(),
+                               [&](const auto& c) { return c.first == r.cpu; });
+        if (on == s.ns_by_cpu.end()) on = s.ns_by_cpu.insert(on, {r.cpu, 0});
+        on->second += r.time_ns - from;
+      }
       s.off_cpu = false;
       s.last_ns = r.time_ns;
 
@@ -664,6 +678,7 @@ PerfImportResult import_perf_script(const std::string& path, const std::string& 
         case PerfEventKind::kFork: {
           open(child);
           streams[child].off_cpu = true;  // not running until a switch to it or its first record
+          streams[child].fork_cpu = r.cpu;
           put_event(i, OsEvent::create(inst[child].stream, inst[child].origin));
           ++result.created_by_origin[static_cast<int>(inst[child].origin)];
           break;
@@ -754,6 +769,7 @@ PerfImportResult import_perf_script(const std::string& path, const std::string& 
   TraceManifest m;
   m.paging_mode = PagingMode::k4Level;
   m.name = options.name.empty() ? fmt::format("perf {}", path) : options.name;
+  m.cpus = max_cpu + 1;  // the highest CPU any record names, + 1
   for (size_t i = 0; i < inst.size(); ++i) {
     const Instance& in = inst[i];
     TraceStream s;
@@ -763,12 +779,28 @@ PerfImportResult import_perf_script(const std::string& path, const std::string& 
     s.created = in.origin;
     s.name = in.comm;
     s.command = in.filename;
+    // The CPU it spent the most CPU time on (the lowest of equals); with none counted (a task
+    // with one record, or only records right after being switched in), its first record's; with
+    // no record of its own, the CPU of the fork that created it.
+    uint64_t most = 0;
+    for (const auto& [cpu, ns] : streams[i].ns_by_cpu) {
+      if (ns > most || (ns == most && most && cpu < *s.cpu)) {
+        most = ns;
+        s.cpu = cpu;
+      }
+    }
+    if (!s.cpu) {
+      s.cpu = streams[i].first_cpu >= 0 ? static_cast<uint32_t>(streams[i].first_cpu)
+                                        : streams[i].fork_cpu;
+    }
+    ++result.streams_by_cpu[*s.cpu];
     if (m.command.empty() && in.parent < 0) m.command = in.filename;
     m.streams.push_back(std::move(s));
   }
   save_manifest(m, manifest_path);
   load_manifest(manifest_path);
   result.streams = inst.size();
+  result.cpus = *m.cpus;
   (void)records;
   return result;
 }

@@ -164,6 +164,10 @@ struct PerfImportResult {
   uint64_t synthetic_by_kind[kRefKinds] = {};
   double modelled = 0;
   std::map<std::string, uint64_t> synthetic_by_program;  // the fitted program used ("(pooled)")
+  // The recorded placement written to the manifest: the CPU count (highest CPU + 1) and the
+  // streams per CPU (a stream's CPU: where it spent the most CPU time, else its first record's).
+  uint32_t cpus = 0;
+  std::map<uint32_t, uint64_t> streams_by_cpu;
 };
 
 // Two streaming passes over the file: the first finds each task's origin (fork, vfork, thread)

@@ -559,6 +559,12 @@ int perf_import(int argc, char** argv, std::ostream& out) {
                      origin(StreamOrigin::kVfork), origin(StreamOrigin::kThread),
                      grouped(r.references), kinds.empty() ? "none" : kinds,
                      grouped(r.instructions), opts.ghz, opts.ipc);
+  std::string placed;
+  for (const auto& [cpu, n] : r.streams_by_cpu) {
+    placed += fmt::format("{}CPU {} {}", placed.empty() ? "" : ", ", cpu, grouped(n));
+  }
+  out << fmt::format("recorded on {} CPU(s); streams by the CPU they ran on most: {}\n", r.cpus,
+                     placed);
   if (!opts.locality.empty()) {
     out << fmt::format("locality {}: {} synthetic references (read {}, write {}, fetch {}), at "
                        "most {} per gap; the model expected {} for the same instructions "

@@ -115,6 +115,14 @@ const TraceStream* TraceManifest::find(uint32_t id) const {
   return nullptr;
 }
 
+uint32_t TraceManifest::recorded_cpus() const {
+  if (!has_cpus()) return 0;
+  if (cpus) return *cpus;
+  uint32_t n = 0;
+  for (const TraceStream& s : streams) n = std::max(n, *s.cpu + 1);
+  return n;
+}
+
 TraceManifest parse_manifest(const std::string& json_text, const std::string& path,
                              bool check_files) {
   json doc;
@@ -148,7 +156,12 @@ TraceManifest parse_manifest(const std::string& json_text, const std::string& pa
     top.fail("streams", fmt::format("expected a non-empty array of streams, got {}",
                                     streams->is_array() ? "an empty array" : type_name(*streams)));
   }
-  top.no_unknown_keys("version, paging_mode, name, command, streams");
+  constexpr uint32_t kMaxCpus = 1u << 16;
+  if (auto cpus = top.unsigned_int("cpus", false, kMaxCpus)) {
+    if (*cpus == 0) top.fail("cpus", fmt::format("expected an integer 1..{}, got 0", kMaxCpus));
+    m.cpus = static_cast<uint32_t>(*cpus);
+  }
+  top.no_unknown_keys("version, paging_mode, name, command, cpus, streams");
 
   std::map<uint32_t, size_t> index_of_id;
   for (size_t i = 0; i < streams->size(); ++i) {
@@ -192,12 +205,30 @@ TraceManifest parse_manifest(const std::string& json_text, const std::string& pa
     }
     s.name = r.string("name", false);
     s.command = r.string("command", false);
-    r.no_unknown_keys("id, file, parent, created, name, command");
+    if (auto cpu = r.unsigned_int("cpu", false, kMaxCpus - 1)) {
+      s.cpu = static_cast<uint32_t>(*cpu);
+      if (m.cpus && *s.cpu >= *m.cpus) {
+        r.fail(r.at("cpu"), fmt::format("CPU {} of a recording on {} CPUs (\"cpus\"); expected "
+                                        "0..{}", *s.cpu, *m.cpus, *m.cpus - 1));
+      }
+    }
+    if (i > 0 && s.cpu.has_value() != m.streams.front().cpu.has_value()) {
+      r.fail(s.cpu ? r.at("cpu") : where,
+             fmt::format("{}; expected every stream to have \"cpu\" or none",
+                         s.cpu ? "has a CPU but streams[0] has none"
+                               : "has no \"cpu\" but streams[0] has one"));
+    }
+    r.no_unknown_keys("id, file, parent, created, name, command, cpu");
     if (check_files && !fs::is_regular_file(s.path)) {
       r.fail(r.at("file"), fmt::format("\"{}\" (resolved: {}) does not exist or is not a file",
                                        s.file, s.path));
     }
     m.streams.push_back(std::move(s));
+  }
+
+  if (m.cpus && !m.has_cpus()) {
+    top.fail("cpus", "the recording's CPU count without per-stream CPUs; expected \"cpu\" in "
+                     "every stream too, or no \"cpus\"");
   }
 
   // Parents exist and the creation graph has no cycle (each stream's ancestry ends at an
@@ -232,6 +263,7 @@ std::string manifest_to_json(const TraceManifest& m) {
   doc["paging_mode"] = to_string(m.paging_mode);
   if (!m.name.empty()) doc["name"] = m.name;
   if (!m.command.empty()) doc["command"] = m.command;
+  if (m.cpus) doc["cpus"] = *m.cpus;
   json streams = json::array();
   for (const TraceStream& s : m.streams) {
     json j = json::object();
@@ -241,6 +273,7 @@ std::string manifest_to_json(const TraceManifest& m) {
     j["created"] = to_string(s.created);
     if (!s.name.empty()) j["name"] = s.name;
     if (!s.command.empty()) j["command"] = s.command;
+    if (s.cpu) j["cpu"] = *s.cpu;
     streams.push_back(std::move(j));
   }
   doc["streams"] = std::move(streams);

@@ -22,6 +22,10 @@ struct TraceStream {
   StreamOrigin created = StreamOrigin::kInitial;
   std::string name;     // optional, e.g. "xz"
   std::string command;  // optional, the command line the stream ran
+  // Optional: the CPU the recorded task ran on (most of its CPU time; docs/trace-format.md,
+  // "perf script import"), for guest.scheduler.placement "recorded". Every stream has one or
+  // none does.
+  std::optional<uint32_t> cpu;
 };
 
 struct TraceManifest {
@@ -32,8 +36,14 @@ struct TraceManifest {
   std::string name;
   std::string command;
   std::vector<TraceStream> streams;  // manifest order
+  // Optional: how many CPUs the recording ran on (only with per-stream CPUs, each below it).
+  std::optional<uint32_t> cpus;
 
   const TraceStream* find(uint32_t id) const;  // nullptr if no stream has that id
+  // Whether the streams carry their recorded CPUs, and how many CPUs the recording had: `cpus`,
+  // or else the highest stream CPU + 1; 0 without CPUs.
+  bool has_cpus() const { return !streams.empty() && streams.front().cpu.has_value(); }
+  uint32_t recorded_cpus() const;
 };
 
 // Reads and checks a manifest: unknown keys, missing keys, wrong types, bad values, duplicate

@@ -77,9 +77,15 @@ struct KernelCosts {
 // Time-slice and context-switch parameters. Assumptions: CFS's minimum granularity is 0.75-3 ms
 // depending on the CPU count (sched_min_granularity_ns); 1 ms at 3 GHz. A context switch costs
 // ~1-2 us (lmbench lat_ctx on recent x86), ~3000 instructions here beside its TLB effects.
+// Placement: kQueue, the guest scheduler's own (one run queue, any VCPU takes the next task);
+// kRecorded, each task stays on the VCPU of the CPU its recording ran it on (the manifest's
+// per-stream "cpu"; a run queue per VCPU). docs/vcpu.md.
+enum class GuestPlacement : uint8_t { kQueue, kRecorded };
+
 struct SchedulerParams {
   uint64_t slice_cycles = 3000000;
   uint32_t context_switch_instructions = 3000;
+  GuestPlacement placement = GuestPlacement::kQueue;
 
   template <class V>
   void visit(V& v) {
@@ -89,6 +95,11 @@ struct SchedulerParams {
     v.value("context_switch_instructions", context_switch_instructions,
             "kernel work of one context switch (schedule, switch_mm, switch_to)", Limits{0, 1e9},
             "instructions");
+    v.choice("placement", placement,
+             "which VCPU runs a task: queue (one run queue, any VCPU) or recorded (the VCPU of "
+             "the CPU the recording ran it on most: the manifest's per-stream cpu; needs as many "
+             "VCPUs as the recording had CPUs)",
+             {{"queue", GuestPlacement::kQueue}, {"recorded", GuestPlacement::kRecorded}});
   }
 };
 

@@ -3,7 +3,10 @@
 // runs whenever it is runnable. With fewer VCPUs the tasks share one FIFO run queue: a VCPU runs
 // a task until it blocks (a vfork parent waits for its child's exec or exit), finishes, or uses
 // up its time slice while another task is waiting, and then takes the task at the head of the
-// queue (a round-robin approximation of CFS with equal weights). docs/vcpu.md.
+// queue (a round-robin approximation of CFS with equal weights). With
+// guest.scheduler.placement "recorded" each task is pinned to the VCPU of the CPU its recording
+// ran it on, and a VCPU takes only its own tasks from the queue, in the same FIFO order: a run
+// queue per VCPU. docs/vcpu.md.
 #pragma once
 
 #include <cstdint>
@@ -46,12 +49,13 @@ struct GuestTask {
   GuestTask* waiter = nullptr;        // its parent, blocked in wait4 until this task exits
   bool exited = false;
   State state = State::kNotStarted;
-  int pinned_vcpu = -1;  // -1: any VCPU
+  int pinned_vcpu = -1;  // -1: any VCPU (pinned schedulers only)
 };
 
 class GuestScheduler {
  public:
-  // pinned: one VCPU per task, task i on VCPU i.
+  // pinned: every task runs only on its pinned_vcpu (one VCPU per task, task i on VCPU i; or
+  // the recorded placement, several tasks per VCPU).
   GuestScheduler(const SchedulerParams& params, bool pinned)
       : params_(params), pinned_(pinned) {}
   const SchedulerParams& params() const { return params_; }

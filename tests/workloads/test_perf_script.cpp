@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <regex>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "trace_test_util.h"
@@ -192,6 +194,16 @@ TEST(PerfScript, ConvertsToWorkload) {
   ASSERT_EQ(thread.size(), 2u);
   EXPECT_EQ(thread[0].record.kind, RefKind::kRead);  // 0x4
 
+  // Recorded CPUs: make and sh ran on CPU 0 (make's exit on CPU 1 comes after its switch-out:
+  // no CPU time), 1002 to 1004 on CPU 1; the file names CPUs 0 and 1.
+  EXPECT_EQ(m.cpus, 2u);
+  EXPECT_EQ(r.cpus, 2u);
+  for (const auto& [id, cpu] : std::map<uint32_t, uint32_t>{
+           {1000, 0}, {1001, 0}, {1002, 1}, {1003, 1}, {1004, 1}}) {
+    EXPECT_EQ(m.find(id)->cpu, cpu) << id;
+  }
+  EXPECT_EQ(r.streams_by_cpu, (std::map<uint32_t, uint64_t>{{0, 2}, {1, 3}}));
+
   // Twice the rate, twice the gaps.
   opts.ghz = 2.0;
   import_perf_script(kSmall, dir.path("fast/m.json"), opts);
@@ -264,6 +276,90 @@ TEST(PerfScript, CliPerfInfo) {
 // The shipped recording: perf of `make -j2 kernel/fork.o mm/memory.o kernel/exit.o` in Debian's
 // linux-source-6.1 tinyconfig tree (workloads/record/record-perf-kbuild.sh). Counts from grep -c
 // on the text (tests/workloads/data/README.md).
+// The manifest's "cpu": the CPU with the most CPU time (as counted for the instructions), the
+// lowest of equals; with none, the CPU of the task's first record, or of the fork that created
+// it when it has no record. "cpus": the highest CPU named + 1.
+TEST(PerfScript, RecordedCpuIsWhereTheTaskRanMost) {
+  ScratchDir dir;
+  constexpr const char* kFault = "exceptions:page_fault_user: address=0x1000 ip=0x1000 "
+                                 "error_code=0x4";
+  auto line = [&](const char* comm, int tid, int cpu, const char* time, const std::string& ev) {
+    return fmt::format("{} {}/{} [{:03}] {}: {}\n", comm, tid, tid, cpu, time, ev);
+  };
+  auto off = [](int tid) {
+    return fmt::format("sched:sched_switch: prev_comm=x prev_pid={} prev_prio=120 prev_state=S "
+                       "==> next_comm=swapper next_pid=0 next_prio=120", tid);
+  };
+  std::string text;
+  // a: first on CPU 1 (20 us there), then 200 us on CPU 0, then forks 2001 on CPU 1 (10 us).
+  text += line("a", 2000, 1, "1.000000", kFault);
+  text += line("a", 2000, 1, "1.000010", kFault);
+  text += line("a", 2000, 1, "1.000020", off(2000));
+  text += line("a", 2000, 0, "1.000100", kFault);
+  text += line("a", 2000, 0, "1.000300", kFault);
+  text += line("a", 2000, 1, "1.000310",
+               "sched:sched_process_fork: comm=a pid=2000 child_comm=a child_pid=2001");
+  // b: one record (no CPU time), on CPU 1.
+  text += line("b", 2002, 1, "1.000400", kFault);
+  // c: 10 us on CPU 1 first, then 10 us on CPU 0: a tie, the lower CPU.
+  text += line("c", 2003, 1, "1.000500", kFault);
+  text += line("c", 2003, 1, "1.000510", off(2003));
+  text += line("c", 2003, 0, "1.000600", kFault);
+  text += line("c", 2003, 0, "1.000610", kFault);
+  // d: one record on CPU 3, so the recording had 4 CPUs (2 unused by these tasks).
+  text += line("d", 2004, 3, "1.000700", kFault);
+  test::write_file(dir.path("cpus.txt"), text);
+  const PerfImportResult r = import_perf_script(dir.path("cpus.txt"), dir.path("o/m.json"));
+  const TraceManifest m = load_manifest(dir.path("o/m.json"));
+  ASSERT_EQ(m.streams.size(), 5u);
+  EXPECT_EQ(m.find(2000)->cpu, 0u);  // most time, not its first record
+  EXPECT_EQ(m.find(2001)->cpu, 1u);  // no record: its fork's CPU
+  EXPECT_EQ(m.find(2002)->cpu, 1u);  // no time: its first record's
+  EXPECT_EQ(m.find(2003)->cpu, 0u);  // a tie: the lower CPU
+  EXPECT_EQ(m.find(2004)->cpu, 3u);
+  EXPECT_EQ(m.cpus, 4u);
+  EXPECT_EQ(m.recorded_cpus(), 4u);
+  EXPECT_EQ(r.streams_by_cpu, (std::map<uint32_t, uint64_t>{{0, 2}, {1, 2}, {3, 1}}));
+  int status;
+  const std::string out =
+      run_cli({"perf-import", dir.path("cpus.txt"), "-o", dir.path("p/m.json")}, &status);
+  EXPECT_EQ(status, 0);
+  EXPECT_NE(out.find("recorded on 4 CPU(s); streams by the CPU they ran on most: CPU 0 2, CPU 1 "
+                     "2, CPU 3 1"),
+            std::string::npos)
+      << out;
+}
+
+// The make -j16 recording (10 files on 2 CPUs; tests/workloads/data/README.md): counts by grep,
+// and the recorded CPUs of cc1 tasks whose records are clearly on one CPU.
+TEST(PerfScript, RealKernelBuildMoreJobsThanCpus) {
+  const std::string path = std::string(SHADOWSIM_TEST_DATA_DIR) + "/kbuild-j16.perf.txt.zst";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " missing";
+  const PerfSummary s = summarize_perf_script(path);
+  EXPECT_EQ(s.lines, 337200u);
+  EXPECT_EQ(s.faults_by_error_code, (std::map<uint64_t, uint64_t>{
+                                        {0x4, 34865}, {0x6, 182698}, {0x7, 20401}, {0x14, 27246}}));
+  EXPECT_EQ(s.by_kind[static_cast<int>(PerfEventKind::kFork)], 618u);
+  EXPECT_EQ(s.by_kind[static_cast<int>(PerfEventKind::kExec)], 582u);
+  EXPECT_EQ(s.by_kind[static_cast<int>(PerfEventKind::kExit)], 619u);
+  EXPECT_EQ(s.by_kind[static_cast<int>(PerfEventKind::kSwitch)], 4101u);
+  EXPECT_EQ(s.records_by_cpu, (std::map<uint32_t, uint64_t>{{0, 175231}, {1, 161969}}));
+
+  ScratchDir dir;
+  const PerfImportResult r = import_perf_script(path, dir.path("m.json"));
+  EXPECT_EQ(r.streams, 619u);
+  EXPECT_EQ(r.references, 265210u);
+  EXPECT_EQ(r.cpus, 2u);
+  const TraceManifest m = load_manifest(dir.path("m.json"));
+  // grep ' [0-9]*/TID  *\[' | awk '{print $3}' | sort | uniq -c: 25680 3,670 on [000] and
+  // 16,192 on [001]; 25676 14,716 and 4,382; 25705 16,559 and 662; 25700 14,442 and none.
+  EXPECT_EQ(m.find(25680)->cpu, 1u);
+  EXPECT_EQ(m.find(25676)->cpu, 0u);
+  EXPECT_EQ(m.find(25705)->cpu, 0u);
+  EXPECT_EQ(m.find(25700)->cpu, 0u);
+  EXPECT_EQ(m.find(25680)->name, "cc1");
+}
+
 TEST(PerfScript, RealKernelBuild) {
   const std::string path = std::string(SHADOWSIM_TEST_DATA_DIR) + "/kbuild-3files.perf.txt.zst";
   if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " missing";
@@ -310,7 +406,17 @@ TEST(PerfScript, RealKernelBuild) {
   // 89 clone(SIGCHLD) forks by the shell; 238 vforks (gcc) + 155 clone3 (make's posix_spawn).
   EXPECT_EQ(r.created_by_origin.at(static_cast<int>(StreamOrigin::kFork)), 89u);
   EXPECT_EQ(r.created_by_origin.at(static_cast<int>(StreamOrigin::kVfork)), 393u);
-  EXPECT_EQ(load_manifest(dir.path("m.json")).streams.size(), 483u);
+  const TraceManifest m = load_manifest(dir.path("m.json"));
+  EXPECT_EQ(m.streams.size(), 483u);
+  // Recorded CPUs (grep ' [0-9]*/TID  *\[' | awk '{print $3}' | sort | uniq -c): cc1 31086 has
+  // 3,011 records on [000] (its first, a migration switch, among them) and 20,732 on [001];
+  // cc1 31113 65 and 20,735; nm 31148 3,613 on [000] only; nm 30809 3,638 on [001] only.
+  EXPECT_EQ(m.cpus, 2u);
+  EXPECT_EQ(m.find(31086)->cpu, 1u);
+  EXPECT_EQ(m.find(31113)->cpu, 1u);
+  EXPECT_EQ(m.find(31148)->cpu, 0u);
+  EXPECT_EQ(m.find(30809)->cpu, 1u);
+  EXPECT_EQ(r.streams_by_cpu, (std::map<uint32_t, uint64_t>{{0, 221}, {1, 262}}));
 }
 
 }  // namespace

@@ -56,6 +56,39 @@ TEST(TraceManifest, LoadsEveryField) {
   EXPECT_EQ(again.streams[2].path, m.streams[2].path);
 }
 
+TEST(TraceManifest, RecordedCpusAreOptionalAndRoundTrip) {
+  ScratchDir dir;
+  test::write_trace(dir.path("a.sst"), test::random_records(1, 10));
+  // Old manifests (no CPUs) stay valid and say so.
+  test::write_file(dir.path("old.json"), R"({"version": 1, "paging_mode": "4level",
+      "streams": [{"id": 0, "file": "a.sst"}, {"id": 1, "file": "a.sst", "parent": 0,
+                   "created": "fork"}]})");
+  const TraceManifest old = load_manifest(dir.path("old.json"));
+  EXPECT_FALSE(old.has_cpus());
+  EXPECT_FALSE(old.cpus);
+  EXPECT_EQ(old.recorded_cpus(), 0u);
+  EXPECT_EQ(manifest_to_json(old).find("cpu"), std::string::npos);
+
+  // Per-stream CPUs without "cpus": the count is the highest CPU + 1.
+  test::write_file(dir.path("cpus.json"), R"({"version": 1, "paging_mode": "4level",
+      "streams": [{"id": 0, "file": "a.sst", "cpu": 0}, {"id": 1, "file": "a.sst", "parent": 0,
+                   "created": "fork", "cpu": 2}]})");
+  const TraceManifest m = load_manifest(dir.path("cpus.json"));
+  ASSERT_TRUE(m.has_cpus());
+  EXPECT_EQ(m.streams[0].cpu, 0u);
+  EXPECT_EQ(m.streams[1].cpu, 2u);
+  EXPECT_EQ(m.recorded_cpus(), 3u);
+  // With "cpus" (a recording on 4 CPUs that used 3 of them): that count.
+  TraceManifest four = m;
+  four.cpus = 4;
+  save_manifest(four, dir.path("four.json"));
+  const TraceManifest again = load_manifest(dir.path("four.json"));
+  EXPECT_EQ(again.cpus, 4u);
+  EXPECT_EQ(again.recorded_cpus(), 4u);
+  EXPECT_EQ(again.streams[1].cpu, 2u);
+  EXPECT_EQ(manifest_to_json(again), manifest_to_json(four));
+}
+
 TEST(TraceManifest, SingleTraceIsAOneStreamWorkload) {
   ScratchDir dir;
   test::write_trace(dir.path("t.sst.zst"), test::random_records(1, 10));
@@ -155,6 +188,22 @@ std::vector<BadManifest> bad_manifests() {
       {"unknown_stream_key", "{" HEAD R"("streams": [{"id": 0, "file": "a.sst", "pid": 4}]})",
        {"streams[0].pid: unknown key"}},
       {"name_number", "{" HEAD R"("name": 5, "streams": [)" STREAM0 "]}", {"name:", "a string"}},
+      // Recorded CPUs: every stream has one or none does; each below "cpus".
+      {"cpu_string", "{" HEAD R"("streams": [{"id": 0, "file": "a.sst", "cpu": "1"}]})",
+       {"streams[0].cpu:", "expected an integer 0..65535", "\"1\""}},
+      {"cpu_negative", "{" HEAD R"("streams": [{"id": 0, "file": "a.sst", "cpu": -1}]})",
+       {"streams[0].cpu:", "expected an integer"}},
+      {"cpu_not_below_cpus", "{" HEAD R"("cpus": 2, "streams": [{"id": 0, "file": "a.sst",
+       "cpu": 2}]})", {"streams[0].cpu:", "CPU 2 of a recording on 2 CPUs", "expected 0..1"}},
+      {"cpu_missing_in_one", "{" HEAD R"("streams": [{"id": 0, "file": "a.sst", "cpu": 0},
+       {"id": 1, "file": "a.sst"}]})",
+       {"streams[1]:", "has no \"cpu\" but streams[0] has one", "every stream"}},
+      {"cpu_only_in_one", "{" HEAD R"("streams": [)" STREAM0 R"(, {"id": 1, "file": "a.sst",
+       "cpu": 1}]})", {"streams[1].cpu:", "has a CPU but streams[0] has none"}},
+      {"cpus_zero", "{" HEAD R"("cpus": 0, "streams": [{"id": 0, "file": "a.sst", "cpu": 0}]})",
+       {"cpus:", "expected an integer 1..65536, got 0"}},
+      {"cpus_without_stream_cpus", "{" HEAD R"("cpus": 2, "streams": [)" STREAM0 "]}",
+       {"cpus:", "without per-stream CPUs"}},
   };
 }
 

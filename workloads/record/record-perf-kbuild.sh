@@ -7,7 +7,9 @@
 #
 # TARGETS default to the three files of the shipped fixture (kernel/fork.o mm/memory.o
 # kernel/exit.o); give `vmlinux` for the whole tinyconfig build (about 5 minutes on 2 CPUs,
-# ~1 GB perf.data, ~60 MB of xz text). JOBS (default 2) sets make's -j; KSRC an unpacked tree
+# ~1 GB perf.data, ~60 MB of xz text). JOBS (default 2) sets make's -j (the shipped
+# tests/workloads/data/kbuild-j16.perf.txt.zst: JOBS=16 and the 10 targets listed in
+# docs/workloads.md, "Recording scripts"); KSRC an unpacked tree
 # (default: /usr/src/linux-source-6.1.tar.xz unpacked under $WORK, default /tmp/shadowsim-kbuild).
 # Needs root or kernel.perf_event_paranoid <= -1, and Debian's packages
 #   apt-get install linux-perf linux-source-6.1 flex bison libelf-dev bc cpio gcc make xz-utils
