@@ -45,6 +45,7 @@ struct RunTexts {
   std::string stats_json;
   std::string stats_csv;
   std::string summary;
+  std::string timeline;  // run.timeline: trace-event JSON; empty otherwise
 };
 
 shadowsim::SimConfig resolve(const std::string& source, bool is_path, const std::string& origin,
@@ -67,11 +68,13 @@ py::dict run(const std::string& source, bool is_path, const std::string& origin,
     texts.stats_json = shadowsim::stats_json(system.stats(), system.record());
     texts.stats_csv = shadowsim::stats_csv(system.stats());
     texts.summary = system.summary();
+    texts.timeline = system.timeline_json();
   }
   py::dict out;
   out["stats_json"] = texts.stats_json;
   out["stats_csv"] = texts.stats_csv;
   out["summary"] = texts.summary;
+  out["timeline"] = texts.timeline;
   return out;
 }
 

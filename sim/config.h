@@ -109,6 +109,8 @@ struct RunParams {
   uint64_t seed = 1;
   uint64_t quantum_cycles = 10000;
   bool audit_tlb = false;  // check every translation against the guest's current tables
+  bool timeline = false;   // OUTDIR/timeline.json: spans per PCPU and VCPU (common/timeline.h)
+  uint64_t timeline_max_spans = 1000000;
   uint64_t warmup_references = 0;    // statistics reset after this many references (all VCPUs)
   uint64_t max_references = 0;       // stop after this many references; 0: whole trace
   uint64_t interval_references = 0;  // snapshot statistics every N references; 0: off
@@ -123,6 +125,12 @@ struct RunParams {
     v.value("audit_tlb", audit_tlb,
             "check every successful translation against a walk of the guest's current tables: "
             "a stale TLB entry (a flush the model missed) stops the run with an error (slow)");
+    v.value("timeline", timeline,
+            "write OUTDIR/timeline.json: hypervisor work, lock spinning and holding, guest "
+            "kernel work per PCPU and waits per VCPU, as Chrome trace events (Perfetto)");
+    v.value("timeline_max_spans", timeline_max_spans,
+            "spans kept in the timeline (the first ones; the rest are counted)",
+            Limits{1, 1e9}, "spans");
     v.value("warmup_references", warmup_references,
             "memory references (all VCPUs) before statistics are reset", Limits{0, 1e18},
             "references");

@@ -95,9 +95,16 @@ int run_command(const std::vector<std::string>& args) {
   shadowsim::System system(config, config_path);
   system.run();
   shadowsim::write_results(out_dir, system.stats(), system.record());
+  if (config.run.timeline) {
+    shadowsim::write_file_atomically(
+        (std::filesystem::path(out_dir) / "timeline.json").string(), system.timeline_json());
+  }
   if (!vm.count("quiet")) {
-    std::cout << system.summary() << fmt::format("results: {}/stats.json, {}/stats.csv\n",
-                                                 out_dir, out_dir);
+    std::cout << system.summary() << fmt::format("results: {}/stats.json, {}/stats.csv{}\n",
+                                                 out_dir, out_dir,
+                                                 config.run.timeline
+                                                     ? fmt::format(", {}/timeline.json", out_dir)
+                                                     : "");
   }
   return 0;
 }

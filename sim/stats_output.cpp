@@ -139,6 +139,10 @@ std::string stats_csv(const StatsRegistry& registry) {
   return out;
 }
 
+void write_file_atomically(const std::string& path, const std::string& text) {
+  write_atomically(std::filesystem::path(path), text);
+}
+
 void write_results(const std::string& out_dir, const StatsRegistry& registry,
                    const RunRecord& run) {
   namespace fs = std::filesystem;

@@ -47,5 +47,7 @@ std::string stats_csv(const StatsRegistry& registry);
 // written under a temporary name and renamed, so a crash never leaves a half file behind.
 void write_results(const std::string& out_dir, const StatsRegistry& registry,
                    const RunRecord& run);
+// Writes `text` to `path` the same atomic way.
+void write_file_atomically(const std::string& path, const std::string& text);
 
 }  // namespace shadowsim

@@ -67,6 +67,7 @@ struct System::Impl {
   std::unique_ptr<GuestMmLocks> mm_locks;  // shadow paging only
   std::unique_ptr<NestedHost> nested_host;  // nested paging only; outlives the MMUs
   std::unique_ptr<PcpuScheduler> pcpus;     // VCPUs outnumber PCPUs only
+  std::unique_ptr<Timeline> timeline;       // run.timeline only
   std::unique_ptr<AddressFolders> folders;
   std::unique_ptr<RunControl> control;
   std::unique_ptr<GuestScheduler> scheduler;
@@ -188,6 +189,10 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
         static_cast<unsigned>(vcpus), config.hypervisor, config.run.seed * 7919 + 17);
     s.mm_locks = std::make_unique<GuestMmLocks>();
   }
+  if (config.run.timeline) {
+    s.timeline = std::make_unique<Timeline>(config.run.timeline_max_spans);
+    if (s.hypervisor) s.hypervisor->set_timeline(s.timeline.get());
+  }
   if (m.virtualization == Virtualization::kNested) {
     s.nested_host = std::make_unique<NestedHost>(s.memory->memory(), config.hypervisor.nested);
   }
@@ -218,7 +223,7 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
                       s.port.get(), PagingState(m.paging_mode, m.controls, guest_cpu),
                       tlb_context, config.run.audit_tlb, s.hypervisor.get(), s.mm_locks.get(),
                       s.pcpus.get(), s.pcpus ? pcpu_mmus : std::vector<Mmu*>{},
-                      config.hypervisor.scheduler.pinned};
+                      config.hypervisor.scheduler.pinned, s.timeline.get()};
     s.vcpus.push_back(std::make_unique<Vcpu>(fmt::format("vcpu{}", i).c_str(), i, m.vcpu.cpi,
                                              std::move(wiring)));
     if (s.hypervisor) s.hypervisor->attach(s.vcpus.back().get());
@@ -287,6 +292,9 @@ void System::run() {
 }
 
 const StatsRegistry& System::stats() const { return impl_->registry; }
+std::string System::timeline_json() const {
+  return impl_->timeline ? impl_->timeline->json() : std::string();
+}
 const RunRecord& System::record() const { return impl_->record; }
 
 std::string System::summary() const {

@@ -30,6 +30,8 @@ class System {
   const StatsRegistry& stats() const;
   const RunRecord& record() const;
   std::string summary() const;  // a few human-readable lines
+  // run.timeline: the trace-event JSON of the run (empty when the timeline is off).
+  std::string timeline_json() const;
 
  private:
   struct Impl;

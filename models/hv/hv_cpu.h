@@ -22,6 +22,8 @@ class HvCpu {
   virtual const TlbContext& tlb_context() const = 0;
   // Global time = this VCPU's time (SystemC waits while the VCPU has run ahead).
   virtual void hv_sync() = 0;
+  // This VCPU's time now (global time plus what it has run ahead).
+  virtual uint64_t hv_now() const = 0;
   // Hypervisor work on this VCPU: added to its local time, counted as hypervisor time.
   virtual void hv_spend(uint64_t cycles) = 0;
   // The shadow lock's acquire returned after `elapsed` cycles of SystemC time (already passed),

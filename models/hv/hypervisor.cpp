@@ -159,14 +159,19 @@ void Hypervisor::check_direct_store(HvCpu& cpu, uint64_t pa) {
 
 void Hypervisor::lock(HvCpu& cpu, LockMode mode) {
   cpu.hv_sync();
+  const uint64_t start = cpu.hv_now();
   const uint64_t elapsed = lock_->acquire({cpu.vcpu_index(), cpu.pcpu_index()}, mode);
   const uint64_t uncontended = params_.lock.atomic_cycles + params_.lock.transfer_cycles;
-  cpu.hv_lock_waited(elapsed, elapsed > uncontended ? elapsed - uncontended : 0);
+  const uint64_t spinning = elapsed > uncontended ? elapsed - uncontended : 0;
+  cpu.hv_lock_waited(elapsed, spinning);
+  if (spinning) trace(cpu, "spin: shadow lock", start);
+  vcpus_.at(static_cast<size_t>(cpu.vcpu_index())).lock_since = cpu.hv_now();
   note(cpu, "lock");
 }
 
 void Hypervisor::unlock(HvCpu& cpu) {
   cpu.hv_sync();
+  trace(cpu, "hold: shadow lock", vcpus_.at(static_cast<size_t>(cpu.vcpu_index())).lock_since);
   note(cpu, "unlock");
   cpu.hv_spend(lock_->release({cpu.vcpu_index(), cpu.pcpu_index()}));
 }
@@ -278,6 +283,7 @@ void Hypervisor::record_walk(ShadowFault& f) {
 HvFaultResult Hypervisor::page_fault(HvCpu& cpu, uint64_t va, const Access& access,
                                      uint32_t error_code, const GuestStore* store) {
   const uint64_t start = now_cycles();
+  const uint64_t trace_start = cpu.hv_now();
   VcpuState& ahead = vcpus_.at(static_cast<size_t>(cpu.vcpu_index()));
   const uint64_t ahead_pa = ahead.emulate_ahead_pa;
   ahead.emulate_ahead_pa = kNoAhead;
@@ -327,6 +333,13 @@ HvFaultResult Hypervisor::page_fault(HvCpu& cpu, uint64_t va, const Access& acce
   vm_entry(cpu);
   cpu.hv_sync();
   fault_cycles_.sample(now_cycles() - start);
+  if (timeline_) {
+    trace(cpu, "hypervisor: #PF", trace_start,
+          fmt::format("{:#x} {} -> {}", va, describe_error_code(error_code),
+                      result.kind == HvFaultResult::Kind::kFixed     ? "fixed"
+                      : result.kind == HvFaultResult::Kind::kInject ? "reflected"
+                                                                     : "emulated"));
+  }
   if (auditor_ && stats_.shadow_fault % kFullAuditEvery == 0) {
     auditor_->check_all(fmt::format("periodic full audit after {} shadow faults",
                                     stats_.shadow_fault));
@@ -556,6 +569,7 @@ void Hypervisor::emulate(HvCpu& cpu, uint64_t va, const GuestStore& store) {
 // CR3 and INVLPG
 
 void Hypervisor::cr3_write(HvCpu& cpu, const PagingState& guest) {
+  const uint64_t trace_start = cpu.hv_now();
   ++stats_.cr3_writes;
   vm_exit(cpu, ExitReason::kCr3Write);
   const unsigned v = static_cast<unsigned>(cpu.vcpu_index());
@@ -572,9 +586,11 @@ void Hypervisor::cr3_write(HvCpu& cpu, const PagingState& guest) {
   note(cpu, fmt::format("CR3 {:#x} -> shadow {:#x}", guest.cr3(), r.shadow_cr3));
   unlock(cpu);
   vm_entry(cpu);
+  trace(cpu, "hypervisor: CR3 write", trace_start);
 }
 
 void Hypervisor::invlpg(HvCpu& cpu, uint64_t va) {
+  const uint64_t trace_start = cpu.hv_now();
   ++stats_.invlpgs;
   vm_exit(cpu, ExitReason::kInvlpg);
   cpu.hv_sync();
@@ -587,6 +603,7 @@ void Hypervisor::invlpg(HvCpu& cpu, uint64_t va) {
   if (r.local_flush) flush_pcpu_tlb(cpu);
   forget_emulation(v);
   vm_entry(cpu);
+  trace(cpu, "hypervisor: INVLPG", trace_start);
 }
 
 uint64_t Hypervisor::remote_invlpg(HvCpu& cpu, uint64_t va) {

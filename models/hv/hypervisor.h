@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/stats.h"
+#include "common/timeline.h"
 #include "hv/hv_cpu.h"
 #include "hv/hv_params.h"
 #include "hv/shadow_auditor.h"
@@ -136,6 +137,8 @@ class Hypervisor {
   void check_direct_store(HvCpu& cpu, uint64_t pa);
 
   void register_stats(StatsGroup g);
+  // run.timeline: hypervisor work, lock spinning and lock holding as spans on PCPU lanes.
+  void set_timeline(Timeline* timeline) { timeline_ = timeline; }
 
   struct Stats {  // named after Xen's perf counters where one exists
     uint64_t shadow_fault = 0;
@@ -180,6 +183,7 @@ class Hypervisor {
     // PAE emulate-ahead: the half-PTE store just emulated; the next store to its other half
     // is emulated in the same exit.
     uint64_t emulate_ahead_pa = kNoAhead;
+    uint64_t lock_since = 0;  // when it got the shadow lock (timeline)
   };
   struct Bump {
     BumpCause cause;
@@ -222,6 +226,13 @@ class Hypervisor {
   std::array<Bump, kBumpLog> bumps_{};  // bump n is at [n % kBumpLog]
   Stats stats_;
   Histogram fault_cycles_;
+  Timeline* timeline_ = nullptr;
+  void trace(HvCpu& cpu, const char* name, uint64_t start, std::string detail = {}) {
+    if (timeline_) {
+      timeline_->span(Timeline::Lane::kPcpu, cpu.pcpu_index(), name, start, cpu.hv_now(),
+                      cpu.vcpu_index(), std::move(detail));
+    }
+  }
 };
 
 }  // namespace shadowsim

@@ -215,6 +215,7 @@ void Vcpu::enter_kernel(uint32_t mm) {
                                         [this] { maybe_yield(); })
                  : w_.mm_locks->acquire(mm, id_, mm_lock_wake_);
     if (waited) {
+      trace_wait("waiting: guest mm lock", sc_core::sc_time_stamp().value() - waited);
       const uint64_t counted =
           std::min<uint64_t>(waited, sc_core::sc_time_stamp().value() - roi_start());
       guest_lock_cycles_ += counted - std::min<uint64_t>(counted, preempted_cycles_ - preempted);
@@ -225,6 +226,7 @@ void Vcpu::enter_kernel(uint32_t mm) {
     locked_mm_ = mm;
   }
   in_kernel_ = true;
+  kernel_since_ = now_cycles();
   w_.shootdown->enter(this);
   w_.port->enter(this);
 }
@@ -240,6 +242,11 @@ uint64_t Vcpu::leave_kernel(uint64_t instructions) {
   const uint64_t charged = kernel_cycles(instructions) + w_.shootdown->take_initiator_cycles(*this);
   unsynced_cycles_ += charged;
   in_kernel_ = false;
+  if (w_.timeline) {
+    // On the VCPU's lane: a kernel operation may be descheduled and resumed on another PCPU.
+    w_.timeline->span(Timeline::Lane::kVcpu, id_, "guest kernel", kernel_since_, now_cycles(),
+                      id_);
+  }
   if (locked_mm_) {
     sync_now();  // the release is seen by the waiters at this VCPU's time
     w_.mm_locks->release(locked_mm_, id_);
@@ -257,6 +264,7 @@ uint64_t Vcpu::take_pcpu() {
   const int pcpu = w_.pcpus->acquire(id_, pcpu_wake_, w_.pcpu_affinity);
   const uint64_t waited = sc_core::sc_time_stamp().value() - std::max(start, roi_start());
   if (sc_core::sc_time_stamp().value() > start) {
+    trace_wait("waiting: PCPU", start);
     preempted_cycles_ += waited;
     quantum_keeper_.reset();
     reset_sync_budget();
@@ -313,6 +321,7 @@ void Vcpu::wait_for_acks(size_t count) {
   quantum_keeper_.reset();
   reset_sync_budget();
   resume_kernel();
+  trace_wait("waiting: shootdown acks", start);
   const uint64_t waited = now_cycles() - std::max(start, roi_start());
   ack_wait_cycles_ += waited - std::min<uint64_t>(waited, preempted_cycles_ - preempted);
 }

@@ -20,6 +20,7 @@
 #include <tlm_utils/tlm_quantumkeeper.h>
 
 #include "common/stats.h"
+#include "common/timeline.h"
 #include "guest/address_folder.h"
 #include "guest/guest_kernel.h"
 #include "guest/kernel_memory_port.h"
@@ -54,6 +55,7 @@ struct VcpuWiring {
   PcpuScheduler* pcpus = nullptr;
   std::vector<Mmu*> pcpu_mmus;
   bool pcpu_affinity = true;  // back to the PCPU it ran on last when free (pinned placement)
+  Timeline* timeline = nullptr;  // run.timeline: spans of kernel work and waits
 };
 
 class Vcpu : public sc_core::sc_module, public KernelCpu, public HvCpu {
@@ -89,6 +91,7 @@ class Vcpu : public sc_core::sc_module, public KernelCpu, public HvCpu {
   int vcpu_index() const override { return id_; }
   int pcpu_index() const override { return w_.mmu->pcpu(); }
   void hv_sync() override { sync_now(); }
+  uint64_t hv_now() const override { return now_cycles(); }
   void hv_spend(uint64_t cycles) override {
     unsynced_cycles_ += cycles;
     hypervisor_cycles_ += cycles;
@@ -153,6 +156,12 @@ class Vcpu : public sc_core::sc_module, public KernelCpu, public HvCpu {
   uint64_t take_pcpu();
   void give_pcpu();
   uint64_t maybe_yield();
+  // run.timeline: a span of this VCPU (a wait: lane of VCPUs) or of its PCPU.
+  void trace_wait(const char* name, uint64_t start) {
+    if (w_.timeline) {
+      w_.timeline->span(Timeline::Lane::kVcpu, id_, name, start, now_cycles(), id_);
+    }
+  }
   // Adds the kernel work and flush costs to local time; returns every cycle of this kernel
   // entry (those and the kernel's own memory accesses), for accounting.
   uint64_t leave_kernel(uint64_t instructions);
@@ -196,6 +205,7 @@ class Vcpu : public sc_core::sc_module, public KernelCpu, public HvCpu {
   PagingState hardware_state_;
   const PagingState* hardware_ = &w_.paging;
   bool in_kernel_ = false;
+  uint64_t kernel_since_ = 0;  // when the current kernel operation began (timeline)
   uint32_t locked_mm_ = 0;
   sc_core::sc_event mm_lock_wake_;
   sc_core::sc_event pcpu_wake_;

@@ -76,7 +76,7 @@ def run(config, overrides=None, seed=None):
     """
     source, is_path, origin, config_file = _source(config)
     out = _core.run(source, is_path, origin, config_file, _overrides(overrides, seed))
-    return Result(out["stats_json"], out["stats_csv"], out["summary"])
+    return Result(out["stats_json"], out["stats_csv"], out["summary"], out["timeline"])
 
 
 def resolve(config, overrides=None, seed=None):
@@ -113,9 +113,11 @@ class Result:
     summary    the few lines `shadowsim run` prints
     """
 
-    def __init__(self, stats_json, stats_csv, summary=""):
+    def __init__(self, stats_json, stats_csv, summary="", timeline=""):
         self._stats_json = stats_json
         self._stats_csv = stats_csv
+        # run.timeline: the Chrome trace-event JSON text (docs/statistics.md), else "".
+        self.timeline = timeline
         self.summary = summary
         self.document = json.loads(stats_json)
         doc = self.document
@@ -169,6 +171,8 @@ class Result:
         os.makedirs(path, exist_ok=True)
         _write_atomically(os.path.join(path, "stats.json"), self._stats_json)
         _write_atomically(os.path.join(path, "stats.csv"), self._stats_csv)
+        if self.timeline:
+            _write_atomically(os.path.join(path, "timeline.json"), self.timeline)
         return path
 
     def __repr__(self):

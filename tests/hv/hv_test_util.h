@@ -54,6 +54,7 @@ class TestCpu : public HvCpu {
     local_ = 0;
   }
   void hv_spend(uint64_t cycles) override { local_ += cycles; }
+  uint64_t hv_now() const override { return now() + local_; }
   void hv_lock_waited(uint64_t, uint64_t spinning) override { spun += spinning; }
   void hv_interrupt(uint64_t cycles) override { interrupted += cycles; }
   void load_hardware_state(const PagingState& state) override { hardware_ = state; }

@@ -3,7 +3,9 @@
 // the quantum tolerance, overcommit, and the configurations that are refused before a run.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -243,6 +245,48 @@ TEST_F(ShadowSystemTest, VcpusSharingPcpusNeverUseAnotherVcpusTranslations) {
   EXPECT_THROW(run(config, {"preset=core2-2008", "machine.virtualization=shadow",
                             "hypervisor.vpid=true"}),
                Error);
+}
+
+TEST_F(ShadowSystemTest, TheTimelineShowsHypervisorWorkAndWaitsWithoutChangingResults) {
+  const std::string config = kernel_compile();
+  std::vector<std::string> o = shadow("unlocked", 3);
+  o.push_back("machine.pcpus=2");
+  o.push_back("hypervisor.scheduler.slice_cycles=1000000");
+  const auto plain = run(config, o);
+  EXPECT_EQ(plain->timeline_json(), "");
+  o.push_back("run.timeline=true");
+  const auto traced = run(config, o);
+  // Tracing changes no statistic (only the config differs).
+  EXPECT_EQ(nlohmann::json::parse(stats_without_host(*plain))["stats"],
+            nlohmann::json::parse(stats_without_host(*traced))["stats"]);
+  const nlohmann::json doc = nlohmann::json::parse(traced->timeline_json());
+  std::map<std::string, int> count;
+  std::map<std::pair<int, int>, std::vector<std::pair<uint64_t, uint64_t>>> lanes;
+  for (const auto& e : doc["traceEvents"]) {
+    if (e["ph"] != "X") continue;
+    ++count[e["name"].get<std::string>()];
+    const uint64_t start = e["args"]["start_cycles"], cycles = e["args"]["cycles"];
+    EXPECT_GT(cycles, 0u);
+    EXPECT_LE(start + cycles, static_cast<uint64_t>(stat(*traced, "sim.makespan_cycles")));
+    lanes[{e["pid"].get<int>(), e["tid"].get<int>()}].push_back({start, start + cycles});
+  }
+  EXPECT_EQ(count["hypervisor: #PF"], stat(*traced, "hv.shadow_fault"));
+  EXPECT_EQ(count["hold: shadow lock"], stat(*traced, "hv.lock.acquisitions"));
+  EXPECT_GT(count["guest kernel"], 0);
+  EXPECT_GT(count["waiting: PCPU"], 0);
+  // On each lane spans nest or are disjoint, so a viewer stacks them correctly.
+  for (auto& [lane, spans] : lanes) {
+    std::sort(spans.begin(), spans.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first < b.first : a.second > b.second;
+    });
+    std::vector<uint64_t> open;
+    for (const auto& [start, end] : spans) {
+      while (!open.empty() && open.back() <= start) open.pop_back();
+      ASSERT_TRUE(open.empty() || end <= open.back()) << lane.first << "/" << lane.second;
+      open.push_back(end);
+    }
+  }
+  EXPECT_EQ(traced->timeline_json(), run(config, o)->timeline_json()) << "deterministic";
 }
 
 TEST_F(ShadowSystemTest, NestedPagingWalksTwoDimensionsAndStaysConsistent) {
