@@ -41,6 +41,10 @@ RFC = {
     "4level": {"recheck": 3.7, "removal_share": 68.0, "speedup": 0.5},
 }
 MODE_NAMES = {"32bit": "32-bit", "pae": "PAE", "4level": "64-bit"}
+# The reduced study (--quick; the test suite and the notebook's quick mode): one seed, the
+# build's first 300,000 references.
+QUICK_OVERRIDES = {"run.max_references": 300000}
+QUICK_SEEDS = 1
 
 
 def run_sweep(binary, spec_path, out_dir, jobs, overrides, seeds):
@@ -57,7 +61,7 @@ def run_sweep(binary, spec_path, out_dir, jobs, overrides, seeds):
         json.dump(spec, f, indent=2)
     cmd = [binary, "sweep", derived, "-o", os.path.join(out_dir, "sweep"), "-j", str(jobs)]
     if subprocess.call(cmd) != 0:
-        sys.exit("xen2008: the sweep {} had failed points (see above)".format(spec_path))
+        raise RuntimeError("xen2008: the sweep {} had failed points (see above)".format(spec_path))
     return os.path.join(out_dir, "sweep")
 
 
@@ -150,7 +154,7 @@ def main():
     if args.fresh and os.path.isdir(args.out):
         import shutil
         shutil.rmtree(args.out)
-    overrides = {"run.max_references": 300000} if args.quick else {}
+    overrides = dict(QUICK_OVERRIDES) if args.quick else {}
     if args.trace:
         overrides["workload.trace"] = os.path.abspath(args.trace)
     for item in args.set:
@@ -159,12 +163,15 @@ def main():
             overrides[path] = json.loads(value)
         except ValueError:
             overrides[path] = value
-    seeds = 1 if args.quick else args.seeds
+    seeds = QUICK_SEEDS if args.quick else args.seeds
     specs = os.path.join(ROOT, "configs", "xen2008")
-    study_dir = run_sweep(args.binary, os.path.join(specs, "study.sweep.json"),
-                          os.path.join(args.out, "study"), args.jobs, overrides, seeds)
-    up_dir = run_sweep(args.binary, os.path.join(specs, "up.sweep.json"),
-                       os.path.join(args.out, "up"), args.jobs, overrides, seeds)
+    try:
+        study_dir = run_sweep(args.binary, os.path.join(specs, "study.sweep.json"),
+                              os.path.join(args.out, "study"), args.jobs, overrides, seeds)
+        up_dir = run_sweep(args.binary, os.path.join(specs, "up.sweep.json"),
+                           os.path.join(args.out, "up"), args.jobs, overrides, seeds)
+    except RuntimeError as e:
+        sys.exit(str(e))
     import shadowsim  # the package (for load); after the sweeps, which need only the driver
     print(table(shadowsim.load(study_dir), shadowsim.load(up_dir)))
 

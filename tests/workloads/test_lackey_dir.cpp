@@ -144,21 +144,11 @@ TEST(LackeyDir, HandWrittenMakeTree) {
   EXPECT_EQ(r.records, mk.size() + sp.size() + fk.size());
 }
 
-std::string run_cli(std::vector<std::string> args, int* status, std::string* err = nullptr) {
-  args.insert(args.begin(), "trace");
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  std::ostringstream out, e;
-  *status = run_trace_command(static_cast<int>(argv.size()), argv.data(), out, e);
-  if (err) *err = e.str();
-  return out.str();
-}
-
 TEST(LackeyDir, CliImportsAndReportsBadLines) {
   ScratchDir dir;
   write_make_dir(dir.path("in"));
   int status;
-  std::string out = run_cli({"import-lackey", dir.path("in"), "-o", dir.path("out/m.json")},
+  std::string out = test::run_trace_cli({"import-lackey", dir.path("in"), "-o", dir.path("out/m.json")},
                             &status);
   EXPECT_EQ(status, 0);
   EXPECT_NE(out.find("3 processes from 4 logs"), std::string::npos) << out;
@@ -171,15 +161,15 @@ TEST(LackeyDir, CliImportsAndReportsBadLines) {
                                        "I  0494fb42,3\n"
                                        " Q 04844ff0,8\n");
   std::string err;
-  run_cli({"import-lackey", dir.path("in"), "-o", dir.path("bad/m.json")}, &status, &err);
+  test::run_trace_cli({"import-lackey", dir.path("in"), "-o", dir.path("bad/m.json")}, &status, &err);
   EXPECT_EQ(status, 1);
   EXPECT_NE(err.find("101.2:7:"), std::string::npos) << err;
   EXPECT_FALSE(std::filesystem::exists(dir.path("bad/101.sst.zst")));
   EXPECT_FALSE(std::filesystem::exists(dir.path("bad/100.sst.zst")));
 
-  run_cli({"import-lackey", dir.path("in")}, &status, &err);
+  test::run_trace_cli({"import-lackey", dir.path("in")}, &status, &err);
   EXPECT_EQ(status, 2);  // no -o
-  run_cli({"import-lackey", dir.path("nowhere"), "-o", dir.path("x/m.json")}, &status, &err);
+  test::run_trace_cli({"import-lackey", dir.path("nowhere"), "-o", dir.path("x/m.json")}, &status, &err);
   EXPECT_EQ(status, 1);
   EXPECT_NE(err.find("not a directory"), std::string::npos) << err;
 }

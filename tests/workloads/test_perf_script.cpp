@@ -30,16 +30,6 @@ using test::write_file;
 // without CLONE_VM), creates a thread 1003 (clone3, same thread group) and vforks 1004.
 const std::string kSmall = std::string(SHADOWSIM_TEST_DATA_DIR) + "/perf-small.txt";
 
-std::string run_cli(std::vector<std::string> args, int* status, std::string* err = nullptr) {
-  args.insert(args.begin(), "trace");
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  std::ostringstream out, e;
-  *status = run_trace_command(static_cast<int>(argv.size()), argv.data(), out, e);
-  if (err) *err = e.str();
-  return out.str();
-}
-
 TEST(PerfScript, ReaderRecords) {
   PerfScriptReader reader(kSmall);
   std::vector<PerfRecord> all;
@@ -240,29 +230,29 @@ TEST(PerfScript, BadLinesNameFileAndLine) {
     EXPECT_NE(msg.find(c.expect), std::string::npos) << msg;
     int status;
     std::string err;
-    run_cli({"perf-info", dir.path("bad.txt")}, &status, &err);
+    test::run_trace_cli({"perf-info", dir.path("bad.txt")}, &status, &err);
     EXPECT_EQ(status, 1);
     EXPECT_NE(err.find("bad.txt:2:"), std::string::npos) << err;
-    run_cli({"perf-import", dir.path("bad.txt"), "-o", dir.path("o/m.json")}, &status, &err);
+    test::run_trace_cli({"perf-import", dir.path("bad.txt"), "-o", dir.path("o/m.json")}, &status, &err);
     EXPECT_EQ(status, 1);
     EXPECT_FALSE(std::filesystem::exists(dir.path("o/1000.sst.zst")));
   }
   int status;
-  run_cli({"perf-info", dir.path("missing.txt")}, &status);
+  test::run_trace_cli({"perf-info", dir.path("missing.txt")}, &status);
   EXPECT_EQ(status, 1);
-  run_cli({"perf-import", kSmall}, &status);
+  test::run_trace_cli({"perf-import", kSmall}, &status);
   EXPECT_EQ(status, 2);  // no -o
-  run_cli({"perf-import", kSmall, "-o", dir.path("m.json"), "--ipc", "0"}, &status);
+  test::run_trace_cli({"perf-import", kSmall, "-o", dir.path("m.json"), "--ipc", "0"}, &status);
   EXPECT_EQ(status, 2);
 }
 
 TEST(PerfScript, CliPerfInfo) {
   int status;
-  const std::string text = run_cli({"perf-info", kSmall}, &status);
+  const std::string text = test::run_trace_cli({"perf-info", kSmall}, &status);
   EXPECT_EQ(status, 0);
   EXPECT_NE(text.find("32 records"), std::string::npos) << text;
   EXPECT_NE(text.find("on 2 CPUs"), std::string::npos) << text;
-  const nlohmann::json j = nlohmann::json::parse(run_cli({"perf-info", kSmall, "--json"}, &status));
+  const nlohmann::json j = nlohmann::json::parse(test::run_trace_cli({"perf-info", kSmall, "--json"}, &status));
   EXPECT_EQ(j["faults"], 6);
   EXPECT_EQ(j["faults_by_error_code"]["0x14"], 2);
   EXPECT_EQ(j["processes"], 4);
@@ -322,7 +312,7 @@ TEST(PerfScript, RecordedCpuIsWhereTheTaskRanMost) {
   EXPECT_EQ(r.streams_by_cpu, (std::map<uint32_t, uint64_t>{{0, 2}, {1, 2}, {3, 1}}));
   int status;
   const std::string out =
-      run_cli({"perf-import", dir.path("cpus.txt"), "-o", dir.path("p/m.json")}, &status);
+      test::run_trace_cli({"perf-import", dir.path("cpus.txt"), "-o", dir.path("p/m.json")}, &status);
   EXPECT_EQ(status, 0);
   EXPECT_NE(out.find("recorded on 4 CPU(s); streams by the CPU they ran on most: CPU 0 2, CPU 1 "
                      "2, CPU 3 1"),

@@ -110,8 +110,8 @@ TEST(TraceCli, InfoOnAManifestReportsEachStream) {
   test::write_trace(dir.path("b.sstx"), b);
   TraceManifest m;
   m.paging_mode = PagingMode::k5Level;
-  m.streams.push_back({0, "a.sst", "", std::nullopt, StreamOrigin::kInitial, "a", ""});
-  m.streams.push_back({1, "b.sstx", "", 0u, StreamOrigin::kVfork, "", ""});
+  m.streams.push_back({0, "a.sst", "", std::nullopt, StreamOrigin::kInitial, "a", "", std::nullopt});
+  m.streams.push_back({1, "b.sstx", "", 0u, StreamOrigin::kVfork, "", "", std::nullopt});
   save_manifest(m, dir.path("m.json"));
   CliRun r = run({"info", dir.path("m.json"), "--json"});
   ASSERT_EQ(r.status, 0) << r.err;

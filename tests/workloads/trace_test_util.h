@@ -14,11 +14,25 @@
 #include "common/error.h"
 #include "common/rng.h"
 #include "workloads/os_event.h"
+#include "workloads/trace_cli.h"
 #include "workloads/trace_reader.h"
 #include "workloads/trace_record.h"
 #include "workloads/trace_writer.h"
 
 namespace shadowsim::test {
+
+// `shadowsim trace ARGS...` in-process: its standard output; the exit status in *status and the
+// standard error in *err.
+inline std::string run_trace_cli(std::vector<std::string> args, int* status,
+                                 std::string* err = nullptr) {
+  args.insert(args.begin(), "trace");
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  std::ostringstream out, e;
+  *status = run_trace_command(static_cast<int>(argv.size()), argv.data(), out, e);
+  if (err) *err = e.str();
+  return out.str();
+}
 
 // A fresh folder for the running test, removed afterwards.
 class ScratchDir {
