@@ -168,7 +168,10 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
   for (int i = 0; i < streams; ++i) {
     const TraceStream& stream = s.manifest.streams[static_cast<size_t>(i)];
     auto task = std::make_unique<GuestTask>();
-    task->trace = open_trace(stream.path);
+    // Opened here to check it (a bad file is an error before the run), then released: the
+    // task opens it again when it first runs (models/timed/guest_scheduler.h).
+    open_trace(stream.path);
+    task->trace_path = stream.path;
     task->pinned_vcpu = recorded ? static_cast<int>(*stream.cpu) : pinned ? i : -1;
     s.scheduler->add(task.get());
     task_of_stream[stream.id] = task.get();

@@ -37,6 +37,9 @@ struct GuestTask {
     bool created = false;
   };
 
+  // Opened when the task first runs and released when it ends, so a workload of thousands of
+  // processes keeps only the live ones' decoders and read-ahead in memory.
+  std::string trace_path;
   std::unique_ptr<TraceReader> trace;
   std::vector<TraceRecord> batch;  // read ahead; [next, count) not yet replayed
   size_t next = 0;

@@ -614,6 +614,7 @@ void Vcpu::finish_task(GuestTask& task) {
 
 Vcpu::Stop Vcpu::run_task(GuestTask& task) {
   const uint64_t slice_end = now_cycles() + w_.scheduler->params().slice_cycles;
+  if (!task.trace && !task.trace_ended) task.trace = open_trace(task.trace_path);
   if (task.batch.empty()) task.batch.resize(kBatch);
   while (!w_.control->stopped()) {
     if (task.next == task.count) {
