@@ -4,6 +4,7 @@
 //   shadowsim trace info|convert|head ...
 //   shadowsim workload list | generate KIND -o DIR [--seed N] [--scale X] ...
 //   shadowsim sweep SPEC -o DIR [-j N] [--dask ADDR | --slurm] ...   (python/shadowsim/sweep.py)
+//   shadowsim sensitivity [-o DIR] [--params GLOBS] ...              (scripts/sensitivity.py)
 //   shadowsim demo | version
 #include <unistd.h>
 
@@ -44,6 +45,8 @@ void usage(std::ostream& out) {
          "  workload  generate synthetic workloads (list, generate)\n"
          "  sweep     run a parameter sweep (docs/sweeps.md): SPEC -o DIR [-j N] [--dask ADDR | "
          "--slurm]\n"
+         "  sensitivity  which conclusions of the Xen 2008 study move when an assumed cost is "
+         "halved or doubled (docs/sensitivity.md)\n"
          "  demo      translate a handful of addresses in each paging mode and print the walks\n"
          "  version   print the version and git hash\n\n"
          "Run 'shadowsim <command> --help' for a command's options.\n";
@@ -137,15 +140,16 @@ int config_command(const std::vector<std::string>& args) {
   return 0;
 }
 
-// `shadowsim sweep ...` is the Python sweep driver (python/shadowsim/sweep.py, standard library
-// only), run with Debian's interpreter and told to drive this very binary.
-int sweep_command(int argc, char** argv) {
-  const char* script_env = std::getenv("SHADOWSIM_SWEEP_SCRIPT");
-  const std::string script =
-      script_env ? script_env : std::string(SHADOWSIM_SOURCE_DIR) + "/python/shadowsim/sweep.py";
+// `shadowsim sweep ...` and `shadowsim sensitivity ...` are Python scripts of this repository
+// (standard library only, plus the built package for sensitivity's tables), run with Debian's
+// interpreter and told to drive this very binary.
+int python_command(const char* command, const char* script_env, const std::string& script_path,
+                   const char* prog_env, int argc, char** argv) {
+  const char* env = std::getenv(script_env);
+  const std::string script = env ? env : std::string(SHADOWSIM_SOURCE_DIR) + "/" + script_path;
   if (!std::filesystem::exists(script)) {
-    std::cerr << fmt::format("shadowsim sweep: no sweep driver at {} (set SHADOWSIM_SWEEP_SCRIPT)\n",
-                             script);
+    std::cerr << fmt::format("shadowsim {}: no script at {} (set {})\n", command, script,
+                             script_env);
     return kBadInput;
   }
   const char* python_env = std::getenv("SHADOWSIM_PYTHON");
@@ -154,7 +158,7 @@ int sweep_command(int argc, char** argv) {
                              : access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3"
                                                                           : "python3";
   const std::string self = std::filesystem::canonical("/proc/self/exe").string();
-  setenv("SHADOWSIM_SWEEP_PROG", "shadowsim sweep", 1);
+  setenv(prog_env, fmt::format("shadowsim {}", command).c_str(), 1);
   std::vector<std::string> words = {python, script, "--binary", self};
   for (int i = 2; i < argc; ++i) words.emplace_back(argv[i]);  // a user's --binary comes later
   std::vector<char*> exec_argv;
@@ -163,7 +167,8 @@ int sweep_command(int argc, char** argv) {
   std::cout.flush();
   std::cerr.flush();
   execvp(python.c_str(), exec_argv.data());
-  std::cerr << fmt::format("shadowsim sweep: cannot run {}: {}\n", python, std::strerror(errno));
+  std::cerr << fmt::format("shadowsim {}: cannot run {}: {}\n", command, python,
+                           std::strerror(errno));
   return kBadInput;
 }
 
@@ -183,7 +188,14 @@ int dispatch(int argc, char** argv) {
     return 0;
   }
   if (command == "run") return run_command(args);
-  if (command == "sweep") return sweep_command(argc, argv);
+  if (command == "sweep") {
+    return python_command("sweep", "SHADOWSIM_SWEEP_SCRIPT", "python/shadowsim/sweep.py",
+                          "SHADOWSIM_SWEEP_PROG", argc, argv);
+  }
+  if (command == "sensitivity") {
+    return python_command("sensitivity", "SHADOWSIM_SENSITIVITY_SCRIPT", "scripts/sensitivity.py",
+                          "SHADOWSIM_SENSITIVITY_PROG", argc, argv);
+  }
   if (command == "config") return config_command(args);
   if (command == "trace") {
     return shadowsim::run_trace_command(argc - 1, argv + 1, std::cout, std::cerr);
