@@ -327,7 +327,7 @@ SimConfig parse_config(const std::string& json_text, const std::string& origin,
   json doc;
   try {
     doc = json::parse(json_text, nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw Error(fmt::format("{}: not valid JSON: {}", origin, e.what()));
   }
   return read_document(std::move(doc), origin, overrides, "");
@@ -339,7 +339,7 @@ SimConfig load_config(const std::string& path, const std::vector<std::string>& o
   json doc;
   try {
     doc = json::parse(in, nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw Error(fmt::format("{}: not valid JSON: {}", path, e.what()));
   }
   const std::string dir = std::filesystem::path(path).parent_path().string();

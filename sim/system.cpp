@@ -78,10 +78,12 @@ struct System::Impl {
   uint64_t roi_references = 0;
 };
 
-System::System(const SimConfig& config, std::string config_path) : impl_(new Impl) {
+// A configuration the assembly refuses (impossible together, or a workload that does not fit)
+// is reported with the config file's name before the message, which names the JSON path.
+System::System(const SimConfig& config, std::string config_path) try : impl_(new Impl) {
   Impl& s = *impl_;
   s.config = config;
-  s.config_path = std::move(config_path);
+  s.config_path = config_path;
   const MachineParams& m = config.machine;
 
   s.manifest = load_workload(config.workload.trace);
@@ -253,6 +255,10 @@ System::System(const SimConfig& config, std::string config_path) : impl_(new Imp
               "cycles", "end of the last VCPU minus the start of the region of interest");
   sim.formula("references", [&s] { return static_cast<double>(s.control->roi_references()); },
               "references", "references replayed in the region of interest");
+} catch (const Error& e) {
+  const std::string what = e.what();
+  if (config_path.empty() || what.rfind(config_path, 0) == 0) throw;
+  throw Error(fmt::format("{}: {}", config_path, what));
 }
 
 System::~System() = default;

@@ -296,7 +296,7 @@ LocalityModel load_locality_model(const std::string& path) {
   json doc;
   try {
     doc = json::parse(text.str());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number out of range
     throw Error(fmt::format("{}: not valid JSON: {}", path, e.what()));
   }
   if (!doc.is_object()) throw Error(fmt::format("{}: expected a JSON object", path));

@@ -133,6 +133,8 @@ TraceManifest parse_manifest(const std::string& json_text, const std::string& pa
     const auto bad = json_text.begin() + std::min(e.byte ? e.byte - 1 : 0, json_text.size());
     const size_t line = 1 + static_cast<size_t>(std::count(json_text.begin(), bad, '\n'));
     throw Error(fmt::format("{}:{}: not valid JSON ({})", path, line, e.what()));
+  } catch (const json::exception& e) {  // a number out of range (1e400)
+    throw Error(fmt::format("{}: not valid JSON: {}", path, e.what()));
   }
   TraceManifest m;
   m.path = path;

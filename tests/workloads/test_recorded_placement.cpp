@@ -105,9 +105,11 @@ TEST_F(RecordedPlacementTest, MismatchedCountsAndMissingCpusAreConfigErrors) {
       ADD_FAILURE() << vcpus << ": expected an error";
     } catch (const Error& e) {
       const std::string n = std::string(vcpus) == "machine.vcpus=0" ? "5" : vcpus + 14;
+      // The config file's name, then the JSON path and the counts.
       EXPECT_EQ(std::string(e.what()),
-                fmt::format("guest.scheduler.placement: recorded: the recording ran on 3 CPUs "
-                            "but the run has {} VCPUs; expected machine.vcpus = 3", n));
+                fmt::format("{}: guest.scheduler.placement: recorded: the recording ran on 3 "
+                            "CPUs but the run has {} VCPUs; expected machine.vcpus = 3",
+                            (dir_ / "config.json").string(), n));
     }
   }
   manifest("", {});
