@@ -96,8 +96,7 @@ void Hypervisor::vm_entry(HvCpu& cpu) { cpu.hv_spend(params_.costs.vmentry_cycle
 uint64_t Hypervisor::remote_exit(HvCpu& cpu, ExitReason reason) {
   ++stats_.exits[static_cast<int>(reason)];
   if (!params_.vpid) flush_pcpu_tlb(cpu);
-  return params_.costs.vmexit_cycles + params_.costs.exit_dispatch_cycles +
-         params_.costs.vmentry_cycles;
+  return exit_round_trip();
 }
 
 // flush_tlb_mask(domain_dirty_cpumask): every PCPU that ran a VCPU of the domain (here: every
@@ -141,6 +140,21 @@ void Hypervisor::audit_frames(HvCpu& cpu, const std::vector<uint64_t>& gfns, con
   if (!auditor_) return;
   auditor_->check_frames(gfns, fmt::format("checked by vcpu{} at t={} after {}",
                                            cpu.vcpu_index(), now_cycles(), when));
+}
+
+// The frames a fault's commit touched: the walk's tables, a superpage's FL1, the target.
+void Hypervisor::audit_commit(ShadowFault& f, const char* when) {
+  if (!auditor_) return;
+  std::vector<uint64_t> frames;
+  for (int level = 1; level <= 4; ++level) {
+    if (f.walk.levels[level].valid) frames.push_back(f.walk.levels[level].table_gfn);
+  }
+  if (f.walk.pse) {
+    frames.push_back(superpage_first_gfn(shadows_.guest_state(f.vcpu).mode(),
+                                         f.walk.levels[2].value));
+  }
+  frames.push_back(f.walk.gfn);
+  audit_frames(f.cpu, frames, when);
 }
 
 void Hypervisor::audit_all() {
@@ -282,8 +296,7 @@ void Hypervisor::record_walk(ShadowFault& f) {
 
 HvFaultResult Hypervisor::page_fault(HvCpu& cpu, uint64_t va, const Access& access,
                                      uint32_t error_code, const GuestStore* store) {
-  const uint64_t start = now_cycles();
-  const uint64_t trace_start = cpu.hv_now();
+  const uint64_t start = cpu.hv_now();  // the VCPU's clock: it may have run ahead of SystemC's
   VcpuState& ahead = vcpus_.at(static_cast<size_t>(cpu.vcpu_index()));
   const uint64_t ahead_pa = ahead.emulate_ahead_pa;
   ahead.emulate_ahead_pa = kNoAhead;
@@ -316,7 +329,7 @@ HvFaultResult Hypervisor::page_fault(HvCpu& cpu, uint64_t va, const Access& acce
   } else if ((error_code & pfec::kReserved) && shadows_.magic_enabled()) {
     result = fast_not_present(cpu, va, access, error_code);  // A2
   } else {
-    ShadowFault f{cpu, v, va, access, error_code, {}};
+    ShadowFault f{cpu, v, va, access, {}};
     const WalkVerdict verdict = strategy_->walk(*this, f);
     if (verdict == WalkVerdict::kInject) {
       ++stats_.bail_real_fault;
@@ -332,9 +345,9 @@ HvFaultResult Hypervisor::page_fault(HvCpu& cpu, uint64_t va, const Access& acce
   }
   vm_entry(cpu);
   cpu.hv_sync();
-  fault_cycles_.sample(now_cycles() - start);
+  fault_cycles_.sample(cpu.hv_now() - start);
   if (timeline_) {
-    trace(cpu, "hypervisor: #PF", trace_start,
+    trace(cpu, "hypervisor: #PF", start,
           fmt::format("{:#x} {} -> {}", va, describe_error_code(error_code),
                       result.kind == HvFaultResult::Kind::kFixed     ? "fixed"
                       : result.kind == HvFaultResult::Kind::kInject ? "reflected"
@@ -380,18 +393,7 @@ HvFaultResult Hypervisor::fix(ShadowFault& f, const GuestStore* store) {
   charge(cpu, w);
   if (w.flush_all_pcpus || changed || w.flush_needed) flush_domain(cpu);  // one flush
   note(cpu, fmt::format("shadow of {:#x} set", f.va));
-  if (auditor_) {
-    std::vector<uint64_t> frames;
-    for (int level = 1; level <= 4; ++level) {
-      if (f.walk.levels[level].valid) frames.push_back(f.walk.levels[level].table_gfn);
-    }
-    if (f.walk.pse) {
-      frames.push_back(superpage_first_gfn(shadows_.guest_state(f.vcpu).mode(),
-                                           f.walk.levels[2].value));
-    }
-    frames.push_back(f.walk.gfn);
-    audit_frames(cpu, frames, "a shadow fault's commit");
-  }
+  audit_commit(f, "a shadow fault's commit");
 
   if (f.access.kind == AccessKind::kWrite && shadows_.is_page_table(f.walk.gfn)) {  // A12
     ++stats_.fault_emulate_write;
@@ -473,14 +475,7 @@ HvFaultResult Hypervisor::fix_shared(ShadowFault& f, const GuestStore* store) {
   if (changed || s.flush_needed) flush_domain(cpu);
   ++stats_.shared_fixes;
   note(cpu, fmt::format("shadow of {:#x} set under the read lock", f.va));
-  if (auditor_) {
-    std::vector<uint64_t> frames;
-    for (int level = 1; level <= 4; ++level) {
-      if (f.walk.levels[level].valid) frames.push_back(f.walk.levels[level].table_gfn);
-    }
-    frames.push_back(f.walk.gfn);
-    audit_frames(cpu, frames, "a shadow fault's commit under the read lock");
-  }
+  audit_commit(f, "a shadow fault's commit under the read lock");
   const bool emulate_write =
       f.access.kind == AccessKind::kWrite && shadows_.is_page_table(f.walk.gfn);
   unlock(cpu);
@@ -556,7 +551,6 @@ void Hypervisor::emulate(HvCpu& cpu, uint64_t va, const GuestStore& store) {
   VcpuState& state = vcpus_.at(v);
   state.emulated_valid = shadows_.is_page_table(gfn);
   state.emulated_page = va >> kPageShift;
-  state.emulated_gfn = gfn;
   state.emulated_generation = shadows_.shadow_freed_generation();
   // A 4-byte write of a PAE guest is half a PTE: Xen emulates up to four more instructions
   // hoping to catch the other half (the guest's next store, here).

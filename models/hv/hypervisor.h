@@ -90,8 +90,7 @@ class Hypervisor {
   uint64_t ipi_exit() {
     if (!params_.ipi_exits) return 0;
     ++stats_.exits[static_cast<int>(ExitReason::kIpi)];
-    return uint64_t{params_.costs.vmexit_cycles} + params_.costs.exit_dispatch_cycles +
-           params_.costs.vmentry_cycles;
+    return exit_round_trip();
   }
   uint64_t remote_cr3_reload(HvCpu& cpu);
 
@@ -178,7 +177,6 @@ class Hypervisor {
     // is unchanged (research §1.6).
     bool emulated_valid = false;
     uint64_t emulated_page = 0;
-    uint64_t emulated_gfn = 0;
     uint64_t emulated_generation = 0;
     // PAE emulate-ahead: the half-PTE store just emulated; the next store to its other half
     // is emulated in the same exit.
@@ -214,6 +212,12 @@ class Hypervisor {
   void forget_emulation(unsigned vcpu) { vcpus_.at(vcpu).emulated_valid = false; }
   void note(HvCpu& cpu, const std::string& what);  // auditor history
   void audit_frames(HvCpu& cpu, const std::vector<uint64_t>& gfns, const char* when);
+  void audit_commit(ShadowFault& f, const char* when);
+  // VM exit, the dispatch to the handler and back, VM entry.
+  uint64_t exit_round_trip() const {
+    return uint64_t{params_.costs.vmexit_cycles} + params_.costs.exit_dispatch_cycles +
+           params_.costs.vmentry_cycles;
+  }
 
   GuestMemory& memory_;
   HypervisorParams params_;

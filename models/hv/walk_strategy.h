@@ -23,7 +23,6 @@ struct ShadowFault {
   unsigned vcpu;
   uint64_t va;
   Access access;
-  uint32_t error_code;
   GuestWalk walk;  // filled by the strategy
 };
 

@@ -97,6 +97,7 @@ uint64_t Vcpu::guest_page_fault(uint64_t va, uint32_t error_code) {
 // the access goes through.
 uint64_t Vcpu::handle_shadow_fault(uint64_t va, const Access& access, const MmuResult& first) {
   const uint64_t start = now_cycles();
+  const uint64_t preempted = preempted_cycles_;
   MmuResult r = first;
   for (int round = 0; r.outcome != WalkOutcome::kOk; ++round) {
     if (r.outcome != WalkOutcome::kPageFault || round == kMaxFaultRounds) {
@@ -112,6 +113,9 @@ uint64_t Vcpu::handle_shadow_fault(uint64_t va, const Access& access, const MmuR
     unsynced_cycles_ += r.cycles;
   }
   if (w_.audit_tlb) audit_translation(va, access, r.pa);
+  // A wait for a PCPU on the way back from an exit is the VCPU's time, not translation's: the
+  // caller adds the whole to both, so translation takes it back here (modular arithmetic).
+  translation_cycles_ -= preempted_cycles_ - preempted;
   return now_cycles() - start;  // the faulting lookup's cycles are the caller's
 }
 
@@ -237,7 +241,7 @@ void Vcpu::resume_kernel() {
   w_.port->resume(this);
 }
 
-uint64_t Vcpu::leave_kernel(uint64_t instructions) {
+void Vcpu::leave_kernel(uint64_t instructions) {
   w_.port->leave();  // kunmap_atomic of the slots still mapped
   const uint64_t charged = kernel_cycles(instructions) + w_.shootdown->take_initiator_cycles(*this);
   unsynced_cycles_ += charged;
@@ -252,9 +256,6 @@ uint64_t Vcpu::leave_kernel(uint64_t instructions) {
     w_.mm_locks->release(locked_mm_, id_);
     locked_mm_ = 0;
   }
-  const uint64_t accesses = kernel_access_cycles_;  // already in local time
-  kernel_access_cycles_ = 0;
-  return charged + accesses;
 }
 
 uint64_t Vcpu::take_pcpu() {
@@ -344,7 +345,6 @@ bool Vcpu::kernel_access(uint64_t va, uint64_t expected_pa, const Access& access
   for (int round = 0;; ++round) {
     const MmuResult r = w_.mmu->translate(va, access, *hardware_, w_.tlb_context);
     unsynced_cycles_ += r.cycles;
-    kernel_access_cycles_ += r.cycles;
     kernel_access_cycles_total_ += r.cycles;
     if (r.outcome == WalkOutcome::kOk && r.pa == expected_pa) break;
     if (r.outcome == WalkOutcome::kPageFault && w_.hv && round < kMaxFaultRounds) {
@@ -368,7 +368,6 @@ bool Vcpu::kernel_access(uint64_t va, uint64_t expected_pa, const Access& access
                               ? memory.write(w_.mmu->pcpu(), expected_pa)
                               : memory.read(w_.mmu->pcpu(), expected_pa);
   unsynced_cycles_ += cycles;
-  kernel_access_cycles_ += cycles;
   kernel_access_cycles_total_ += cycles;
   return false;
 }
@@ -653,11 +652,9 @@ Vcpu::Stop Vcpu::run_task(GuestTask& task) {
       sync_if_quantum_used();
       continue;
     }
-    const uint64_t preempted = preempted_cycles_;
     const uint64_t translation = reference(r);  // adds to local time page by page
     ++references_[static_cast<int>(r.kind)];
-    // A wait for a PCPU on the way back from an exit is the VCPU's time, not translation's.
-    translation_cycles_ += translation - (preempted_cycles_ - preempted);
+    translation_cycles_ += translation;
     cycles_ += translation;
     // The reference is complete: count it (a warm-up ending here resets its statistics too),
     // then yield to the kernel if the quantum is used up.

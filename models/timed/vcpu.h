@@ -162,9 +162,9 @@ class Vcpu : public sc_core::sc_module, public KernelCpu, public HvCpu {
       w_.timeline->span(Timeline::Lane::kVcpu, id_, name, start, now_cycles(), id_);
     }
   }
-  // Adds the kernel work and flush costs to local time; returns every cycle of this kernel
-  // entry (those and the kernel's own memory accesses), for accounting.
-  uint64_t leave_kernel(uint64_t instructions);
+  // Adds the kernel work and flush costs to local time (callers count the whole kernel entry by
+  // the VCPU's clock: it may have waited in the hypervisor).
+  void leave_kernel(uint64_t instructions);
   // A #PF delivered to the guest kernel; returns its cycles.
   uint64_t guest_page_fault(uint64_t va, uint32_t error_code);
   // The kernel's own access; true when a store trapped and the hypervisor emulated it.
@@ -246,7 +246,6 @@ class Vcpu : public sc_core::sc_module, public KernelCpu, public HvCpu {
   uint64_t os_events_[kOsEventKinds] = {};
   uint64_t unknown_children_ = 0;  // create events for streams the manifest does not list
   uint64_t kernel_instructions_ = 0;
-  uint64_t kernel_access_cycles_ = 0;  // this kernel entry's own memory accesses, so far
   uint64_t kernel_access_cycles_total_ = 0;
   uint64_t context_switches_ = 0;
   uint64_t cr3_flushes_ = 0;  // TLB flushes caused by address-space switches
