@@ -317,16 +317,28 @@ std::string System::summary() const {
       "shadowsim: {} VCPU(s), {} paging, {} references in the region of interest, {} cycles\n",
       s.vcpus.size(), to_string(s.config.machine.paging_mode), s.record.roi_references,
       s.makespan_cycles);
+  // A VCPU's references and a PCPU's MMU are separate lines: with machine.pcpus below the
+  // VCPU count, VCPUs share PCPUs and their MMUs.
+  const size_t pcpus = s.mmus.size();
   const size_t shown = std::min<size_t>(s.vcpus.size(), 4);  // the rest: stats.csv
   for (size_t i = 0; i < shown; ++i) {
     const std::string v = fmt::format("vcpu{}", i);
-    const std::string p = fmt::format("pcpu{}", i);
     out += fmt::format(
         "  {}: {:.0f} instructions, {:.0f} R / {:.0f} W / {:.0f} X references, {:.0f} cycles "
         "({:.1f}% translating)\n",
         v, value(v + ".instructions"), value(v + ".references.read"),
         value(v + ".references.write"), value(v + ".references.fetch"), value(v + ".cycles"),
         100 * value(v + ".translation_share"));
+  }
+  if (shown < s.vcpus.size()) {
+    double faults = 0;
+    for (size_t i = 0; i < s.vcpus.size(); ++i) faults += value(fmt::format("vcpu{}.page_faults", i));
+    out += fmt::format("  ... {} more VCPUs; all VCPUs: {:.0f} page faults (per-VCPU figures in "
+                       "stats.csv)\n", s.vcpus.size() - shown, faults);
+  }
+  const size_t shown_pcpus = std::min<size_t>(pcpus, 4);
+  for (size_t i = 0; i < shown_pcpus; ++i) {
+    const std::string p = fmt::format("pcpu{}", i);
     out += fmt::format(
         "  {}: DTLB miss rate {:.2f}%, ITLB {:.2f}%, STLB {:.2f}%; {:.0f} walks, {:.2f} "
         "page-table references per walk\n",
@@ -334,14 +346,11 @@ std::string System::summary() const {
         100 * value(p + ".stlb.miss_rate"), value(p + ".walker.walks"),
         value(p + ".walker.references_per_walk"));
   }
-  if (shown < s.vcpus.size()) {
-    double faults = 0, walks = 0;
-    for (size_t i = 0; i < s.vcpus.size(); ++i) {
-      faults += value(fmt::format("vcpu{}.page_faults", i));
-      walks += value(fmt::format("pcpu{}.walker.walks", i));
-    }
-    out += fmt::format("  ... {} more VCPUs; all VCPUs: {:.0f} page faults, {:.0f} walks (per-VCPU "
-                       "figures in stats.csv)\n", s.vcpus.size() - shown, faults, walks);
+  if (shown_pcpus < pcpus) {
+    double walks = 0;
+    for (size_t i = 0; i < pcpus; ++i) walks += value(fmt::format("pcpu{}.walker.walks", i));
+    out += fmt::format("  ... {} more PCPUs; all PCPUs: {:.0f} walks\n", pcpus - shown_pcpus,
+                       walks);
   }
   out += fmt::format(
       "  page-table lines: L1D hit rate {:.1f}%, LLC {:.1f}%, {:.0f} DRAM accesses\n",

@@ -212,9 +212,12 @@ def dask_run_point(binary: str, base_text: str, overrides: List[str],
         err = proc.stderr.decode(errors="replace")
         result["stderr"] = err if len(err) <= 65536 else "...\n" + err[-65536:]
         if proc.returncode == 0:
+            # Every file the run wrote (stats.json, stats.csv, and timeline.json if
+            # run.timeline is on), as the local executor keeps them all.
             files = {}
-            for name in ("stats.json", "stats.csv"):
-                path = _os.path.join(scratch, "out", name)
+            out_dir = _os.path.join(scratch, "out")
+            for name in sorted(_os.listdir(out_dir)) if _os.path.isdir(out_dir) else []:
+                path = _os.path.join(out_dir, name)
                 if _os.path.isfile(path):
                     with open(path, encoding="utf-8") as f:
                         files[name] = f.read()
