@@ -102,6 +102,12 @@ System::System(const SimConfig& config, std::string config_path) try : impl_(new
   const uint64_t pool_pages = shadow ? shadow_pool_pages(config, static_cast<unsigned>(vcpus)) : 0;
   PageTableMemoryParams machine_memory = m.memory;
   machine_memory.size_mib += (pool_pages + 255) / 256;
+  if (machine_memory.size_mib * (1ull << 20) > GuestMemory::kMaxBytes) {
+    throw Error(fmt::format("machine.memory.size_mib: {} MiB of guest RAM plus a {} MiB shadow "
+                            "pool (hypervisor.shadow_pool_mib) exceed the {} MiB of machine "
+                            "memory the model holds", m.memory.size_mib, (pool_pages + 255) / 256,
+                            GuestMemory::kMaxBytes >> 20));
+  }
   if (shadow && m.paging_mode != PagingMode::k4Level && machine_memory.size_mib > 4096) {
     throw Error(fmt::format("machine.memory.size_mib: {} MiB of guest RAM plus a {}-page shadow "
                             "pool do not fit below 4 GiB, where a PAE shadow's CR3 must point "

@@ -9,7 +9,7 @@ namespace shadowsim {
 FrameAllocator::FrameAllocator(uint64_t first_frame, uint64_t frame_count, Placement placement,
                                uint64_t seed)
     : first_(first_frame), count_(frame_count), placement_(placement), rng_(seed),
-      used_((frame_count + 63) / 64, 0) {
+      used_((frame_count + 63) / 64) {
   if (frame_count == 0) throw Error("frame allocator: expected at least one frame to manage");
 }
 
@@ -18,7 +18,7 @@ uint64_t FrameAllocator::find_free_from(uint64_t index) const {
   const uint64_t words = used_.size();
   for (uint64_t step = 0; step <= words; ++step) {
     const uint64_t w = (index / 64 + step) % words;
-    uint64_t free_bits = ~used_[w];
+    uint64_t free_bits = ~used_.get(w);
     if (step == 0) free_bits &= ~0ULL << (index % 64);
     if (w == words - 1 && count_ % 64) free_bits &= (1ULL << (count_ % 64)) - 1;
     if (free_bits) return w * 64 + static_cast<uint64_t>(__builtin_ctzll(free_bits));
@@ -73,7 +73,7 @@ uint64_t FrameAllocator::allocate_preferring(uint64_t preferred_first) {
 
 bool FrameAllocator::run_free(uint64_t index, uint64_t count) const {
   for (uint64_t i = index; i < index + count; ++i) {
-    if (used_[i / 64] & (1ULL << (i % 64))) return false;
+    if (used_.get(i / 64) & (1ULL << (i % 64))) return false;
   }
   return true;
 }
@@ -116,7 +116,7 @@ void FrameAllocator::free(uint64_t frame) {
                             frame, first_, first_ + count_));
   }
   const uint64_t index = frame - first_;
-  if (!(used_[index / 64] & (1ULL << (index % 64)))) {
+  if (!(used_.get(index / 64) & (1ULL << (index % 64)))) {
     throw Error(fmt::format("free of frame {:#x}: it is not allocated (double free?)", frame));
   }
   used_[index / 64] &= ~(1ULL << (index % 64));
@@ -127,7 +127,7 @@ void FrameAllocator::free(uint64_t frame) {
 bool FrameAllocator::is_allocated(uint64_t frame) const {
   if (frame < first_ || frame - first_ >= count_) return false;
   const uint64_t index = frame - first_;
-  return used_[index / 64] & (1ULL << (index % 64));
+  return used_.get(index / 64) & (1ULL << (index % 64));
 }
 
 }  // namespace shadowsim

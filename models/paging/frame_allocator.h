@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/rng.h"
+#include "common/sparse_frame_array.h"
 
 namespace shadowsim {
 
@@ -45,7 +46,9 @@ class FrameAllocator {
   uint64_t count_;
   Placement placement_;
   Rng rng_;
-  std::vector<uint64_t> used_;  // one bit per frame
+  // One bit per frame; 32 KiB chunks (1 GiB of frames) allocated when first marked, so a large
+  // guest costs host memory for the part a run uses.
+  SparseFrameArray<uint64_t> used_;
   uint64_t lowest_maybe_free_ = 0;
   uint64_t allocated_ = 0;
 };

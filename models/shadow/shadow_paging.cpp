@@ -106,11 +106,11 @@ bool ShadowPaging::guest_nx(unsigned vcpu) const {
 }
 
 bool ShadowPaging::is_page_table(uint64_t gfn) const {
-  return gfn < guest_frames_ && frames_[gfn].promoted();
+  return gfn < guest_frames_ && frames_.get(gfn).promoted();
 }
 
 FrameState ShadowPaging::frame_state(uint64_t gfn) const {
-  return gfn < guest_frames_ ? frames_[gfn] : FrameState{};
+  return gfn < guest_frames_ ? frames_.get(gfn) : FrameState{};
 }
 
 uint64_t ShadowPaging::read_sentry(uint64_t pa, ShadowWork& work) const {

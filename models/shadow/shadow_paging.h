@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/params.h"
+#include "common/sparse_frame_array.h"
 #include "common/stats.h"
 #include "paging/paging_state.h"
 #include "paging/walker.h"
@@ -339,7 +340,7 @@ class ShadowPaging {
   bool magic_;
   uint64_t pdpt_mfn_ = 0;  // PAE modes: per-VCPU 32-byte PDPTs, 128 per page
   std::vector<PageInfo> pages_;
-  std::vector<FrameState> frames_;
+  SparseFrameArray<FrameState> frames_;  // per guest frame, chunks allocated on first touch
   std::vector<Vcpu> vcpus_;
   std::list<uint32_t> pinned_;  // most recently pinned first (Xen sh_pin moves to the head)
   uint64_t freed_generation_ = 0;

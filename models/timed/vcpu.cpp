@@ -607,7 +607,7 @@ void Vcpu::finish_task(GuestTask& task) {
   }
   task_ = nullptr;
   task.trace.reset();  // its file and read-ahead are not needed any more
-  task.batch = {};
+  std::vector<TraceRecord>().swap(task.batch);  // frees it (`= {}` would keep the capacity)
   w_.scheduler->done(&task);
 }
 

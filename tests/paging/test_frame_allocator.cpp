@@ -3,6 +3,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/sparse_frame_array.h"
 #include "paging/frame_allocator.h"
 
 namespace shadowsim {
@@ -103,6 +104,45 @@ TEST(FrameAllocator, AllocateBelowALimitByBothPlacements) {
   for (int i = 0; i < 500; ++i) EXPECT_LT(random.allocate_below(1000), 1000u);
   for (int i = 0; i < 500; ++i) random.allocate_below(1000);
   EXPECT_THROW(random.allocate_below(1000), Error);  // all 1000 taken
+}
+
+// Per-frame state is allocated a chunk at a time (docs/performance.md, "Memory"): a read of an
+// untouched frame allocates nothing and reads the default; a write allocates one chunk.
+TEST(SparseFrameArray, AllocatesOnlyTheChunksThatAreWritten) {
+  SparseFrameArray<uint32_t> a(1ull << 34);  // 64 TiB of 4 KiB frames
+  EXPECT_EQ(a.size(), 1ull << 34);
+  EXPECT_EQ(a.get(123456789), 0u);
+  EXPECT_EQ(a.allocated_bytes(), 0u);
+  a[123456789] = 7;
+  a[123456790] = 8;  // the same chunk
+  EXPECT_EQ(a.allocated_bytes(), SparseFrameArray<uint32_t>::kChunkFrames * sizeof(uint32_t));
+  EXPECT_EQ(a.get(123456789), 7u);
+  EXPECT_EQ(a.get(123456790), 8u);
+  EXPECT_EQ(a.get(123456791), 0u);  // a default element of an allocated chunk
+  a.at((1ull << 34) - 1) = 9;
+  EXPECT_EQ(a.allocated_bytes(), 2 * SparseFrameArray<uint32_t>::kChunkFrames * sizeof(uint32_t));
+  EXPECT_THROW(a.at(1ull << 34), std::out_of_range);
+}
+
+// A 16 TiB guest's allocator behaves as a small one (its bitmap would be 512 MiB dense).
+TEST(FrameAllocator, AHugeRangeAllocatesFreesAndWrapsLikeASmallOne) {
+  const uint64_t frames = 1ull << 32;
+  FrameAllocator lowest(256, frames);
+  EXPECT_EQ(lowest.allocate(), 256u);
+  EXPECT_EQ(lowest.allocate(), 257u);
+  lowest.free(256);
+  EXPECT_EQ(lowest.allocate(), 256u);
+  EXPECT_EQ(lowest.allocate_contiguous(512, 512), 512u);
+  FrameAllocator random(0, frames, FrameAllocator::Placement::kRandom, 5);
+  std::set<uint64_t> seen;
+  for (int i = 0; i < 1000; ++i) {
+    const uint64_t f = random.allocate();
+    EXPECT_LT(f, frames);
+    EXPECT_TRUE(random.is_allocated(f));
+    seen.insert(f);
+  }
+  EXPECT_EQ(seen.size(), 1000u);
+  EXPECT_GT(*seen.rbegin() - *seen.begin(), frames / 2);  // spread over the whole range
 }
 
 }  // namespace
