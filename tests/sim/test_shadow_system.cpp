@@ -323,6 +323,54 @@ TEST_F(ShadowSystemTest, ImpossibleConfigurationsAreRefusedBeforeTheRun) {
   refused({"machine.virtualization=shadow", "machine.paging_mode=pae",
            "machine.memory.size_mib=4096"},
           "machine.memory.size_mib");
+  refused({"machine.virtualization=shadow", "machine.memory.size_mib=67108864"}, "shadow pool");
+  refused({"machine.vcpus=100000"}, "machine.vcpus");
+}
+
+// Resource limits (issue 8, item 5). The smallest pool Xen accepts holds 256 pages for two
+// VCPUs; a program touching one page in each of 512 different 2 MiB regions, twice, needs 512
+// shadow L1s: faults reclaim shadows (shadow_prealloc) and rebuild them on the second pass, the
+// run slows down, and nothing the guest sees changes; both auditors stay quiet.
+TEST_F(ShadowSystemTest, AnExhaustedShadowPoolReclaimsAndStaysCorrect) {
+  std::string trace = "E mmap 0x7f0000000000 0x40000000 rw- private,anonymous\n";
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int region = 0; region < 512; ++region) {
+      trace += fmt::format("W {:#x} 8 +20\n", 0x7f0000000000ULL + (static_cast<uint64_t>(region) << 21));
+    }
+  }
+  write("regions.sstx", trace);
+  const std::string config = R"({"workload": {"trace": "regions.sstx"}})";
+  const auto roomy = run(config, shadow("unlocked"));
+  std::vector<std::string> tight = shadow("unlocked");
+  tight.push_back("hypervisor.shadow_pool_mib=1");  // 256 pages: the minimum for 2 VCPUs
+  const auto s = run(config, tight);
+  EXPECT_EQ(stat(*s, "hv.shadow.pool_pages"), 256);
+  // Full: prealloc reclaims before a fault's allocations (up to 4 shadows) would not fit.
+  EXPECT_GE(stat(*s, "hv.shadow.pool_pages_peak"), 248) << "the pool ran full";
+  EXPECT_GT(stat(*roomy, "hv.shadow.pool_pages_peak"), 512);
+  EXPECT_EQ(stat(*roomy, "hv.shadow.shadow_prealloc_1"), 0);
+  EXPECT_GT(stat(*s, "hv.shadow.shadow_prealloc_1"), 0) << "faults had to reclaim shadows";
+  EXPECT_GT(stat(*s, "hv.shadow_fault"), stat(*roomy, "hv.shadow_fault")) << "rebuilt shadows";
+  EXPECT_GT(stat(*s, "sim.makespan_cycles"), stat(*roomy, "sim.makespan_cycles"));
+  for (const char* guest_view : {"sim.references", "guest.faults.anonymous"}) {
+    EXPECT_EQ(stat(*s, guest_view), stat(*roomy, guest_view)) << guest_view;
+  }
+}
+
+// Far more VCPUs than the workload has streams, all on one PCPU: the idle VCPUs cost nothing
+// and the results are those of the busy ones.
+TEST_F(ShadowSystemTest, ManyIdleVcpusOnOnePcpuRunTheSameWork) {
+  const std::string config = kernel_compile();
+  std::vector<std::string> few = shadow("unlocked", 2);
+  few.push_back("machine.pcpus=1");
+  std::vector<std::string> many = shadow("unlocked", 256);
+  many.push_back("machine.pcpus=1");
+  const auto a = run(config, few);
+  const auto b = run(config, many);
+  for (const char* same : {"sim.references", "guest.forks", "guest.faults.anonymous"}) {
+    EXPECT_EQ(stat(*b, same), stat(*a, same)) << same;
+  }
+  EXPECT_NEAR(stat(*b, "sim.makespan_cycles") / stat(*a, "sim.makespan_cycles"), 1.0, 0.05);
 }
 
 }  // namespace
