@@ -250,7 +250,7 @@ def main(argv=None):
     ap.add_argument("--spec", default=SPEC, help="the sweep spec (default "
                                                  "configs/xen2008/scaling.sweep.json)")
     ap.add_argument("--max-vcpus", type=int, default=0,
-                    help="drop the rows with more VCPUs (default: all, up to 64: slow)")
+                    help="drop the rows with more VCPUs (default: all, up to 64)")
     ap.add_argument("--seeds", type=int, default=0, help="seeds per point (default: the spec's, 3)")
     ap.add_argument("--max-references", type=int, default=0,
                     help="run.max_references of every point (default: the whole build)")
