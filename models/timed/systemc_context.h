@@ -3,9 +3,10 @@
 // Python module, a test binary) may run several systems. The first system uses the process's
 // first context, which is never deleted (SystemC's globals point into it); a system that failed
 // half-way through its elaboration leaves it unusable (time resolution already set), so later
-// ones get new ones. Uses two SystemC 2.3 internals (sc_curr_simcontext,
-// sc_default_global_context), exported by the Debian library (docs/setup.md). Declare it before
-// the modules, so they are destroyed first.
+// ones get new ones. Deleting the current context leaves a fresh one current (SystemC's globals
+// must not dangle), which the next ScContext takes rather than leaking it. Uses two SystemC 2.3
+// internals (sc_curr_simcontext, sc_default_global_context), exported by the Debian library
+// (docs/setup.md). Declare it before the modules, so they are destroyed first.
 #pragma once
 
 #include <systemc>
@@ -17,7 +18,8 @@ class ScContext {
   ScContext() {
     static bool first_taken = false;
     if (first_taken || sc_core::sc_get_curr_simcontext() != first()) {
-      make_current(new sc_core::sc_simcontext());
+      if (sc_core::sc_get_curr_simcontext() != spare()) make_current(new sc_core::sc_simcontext());
+      spare() = nullptr;  // taken (or no longer current)
     }
     first_taken = true;
     context_ = sc_core::sc_get_curr_simcontext();
@@ -27,7 +29,10 @@ class ScContext {
   }
   ~ScContext() {
     if (context_ == first()) return;
-    if (context_ == sc_core::sc_get_curr_simcontext()) make_current(new sc_core::sc_simcontext());
+    if (context_ == sc_core::sc_get_curr_simcontext()) {
+      spare() = new sc_core::sc_simcontext();
+      make_current(spare());
+    }
     delete context_;
   }
   ScContext(const ScContext&) = delete;
@@ -36,6 +41,11 @@ class ScContext {
  private:
   static sc_core::sc_simcontext* first() {
     static sc_core::sc_simcontext* const context = sc_core::sc_get_curr_simcontext();
+    return context;
+  }
+  // The fresh context the last deletion left current, until an ScContext takes it.
+  static sc_core::sc_simcontext*& spare() {
+    static sc_core::sc_simcontext* context = nullptr;
     return context;
   }
   static void make_current(sc_core::sc_simcontext* context) {

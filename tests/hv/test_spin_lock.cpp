@@ -424,5 +424,19 @@ TEST(SpinLock, SharedAcquireOfAnExclusiveLockIsAnError) {
   EXPECT_NE(sim.errors()[0].find("exclusive only"), std::string::npos);
 }
 
+// ScContext (models/timed/systemc_context.h): deleting the current context leaves a fresh one
+// current, and the next ScContext takes it instead of making (and leaking) another, as
+// LeakSanitizer found (docs/sanitizers.md).
+TEST(ScContextReuse, TheNextContextTakesTheFreshOneADeletionLeft) {
+  { ScContext a; }  // the process's first (kept), or one of its own
+  { ScContext b; }  // its own: deleted, leaving a fresh one current
+  sc_core::sc_simcontext* const left = sc_core::sc_get_curr_simcontext();
+  {
+    ScContext c;
+    EXPECT_EQ(sc_core::sc_get_curr_simcontext(), left);
+  }
+  EXPECT_NE(sc_core::sc_get_curr_simcontext(), left);  // c deleted it, leaving another
+}
+
 }  // namespace
 }  // namespace shadowsim

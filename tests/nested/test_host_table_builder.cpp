@@ -61,7 +61,9 @@ TEST(HostTableBuilder, RefusesBadRequestsBeforeWriting) {
   h.builder.map(0x600000, 0x600000, kPageSize, PageSize::k4K);
   EXPECT_THROW(h.builder.map(0x600000, 0x600000, 2ULL << 20, PageSize::k2M), Error);
   EXPECT_EQ(h.builder.table_frames(), frames + 1);  // only the successful 4 KiB map's PT
-  EXPECT_EQ(h.mem.read64(*h.builder.entry_hpa(0x1000, 1)), 0u);  // nothing written at 0
+  // Nothing written at 0: no page table for [0, 2 MiB), its directory entry still zero.
+  EXPECT_FALSE(h.builder.entry_hpa(0x1000, 1).has_value());
+  EXPECT_EQ(h.mem.read64(h.builder.entry_hpa(0x0, 2).value()), 0u);
 }
 
 TEST(HostTableBuilder, OverwriteUnmapAndProtect) {
