@@ -135,6 +135,7 @@ class Vcpu : public sc_core::sc_module, public KernelCpu, public HvCpu {
   enum class Stop : uint8_t { kSlice, kBlocked, kDone, kLimit };
 
   void run();
+  void stop_on_error();  // after an error: kill the other threads (they unwind), then sc_stop
   Stop run_task(GuestTask& task);  // replays until the task stops running here
   void finish_task(GuestTask& task);
   // switch_mm: loads the task's address space (CR3; with PCIDs the mm's ASID on this CPU) and
