@@ -3,7 +3,7 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer (-DSHADOWSIM_SANITIZE=ON) in build-asan, then the
 # test suite under ctest in two passes:
 #   1. everything that does not start /usr/bin/python3: the C++ unit and property tests and the
-#      CLI end-to-end tests, with LeakSanitizer on (but for one known leak, KNOWN_LEAKS below);
+#      CLI end-to-end tests, with LeakSanitizer on;
 #   2. the tests that run Python (pytest, the notebooks, the studies, the bad-input corpus, the
 #      kernel-build comparisons): the interpreter is not instrumented, so libasan is preloaded
 #      into it (the extension module _shadowsim is), and leak checking is off (CPython and its
@@ -59,11 +59,6 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:color=never"
 # The tests that start /usr/bin/python3 (by name: not all of them carry the python label). A new
 # test that runs Python must match this (name it python.*) or pass 1 runs it without libasan.
 PYTHON_TESTS='^(python\.|notebooks\.|study\.|bad_inputs\.|cli\.kcompile_fault_mix$|workloads\.kbuild(_j16)?_compare$)'
-# Known leak, open (docs/sanitizers.md, "Findings"): a run that stops on an error leaves the other
-# VCPUs' SystemC threads suspended, and deleting the context frees their stacks without
-# unwinding them, so what their frames own leaks. Run with LeakSanitizer off until fixed.
-KNOWN_LEAKS='^ShadowSystemTest\.RacingThreadsCatchEveryUnsafeVariantAndNoRealStrategy$'
-
 # The long tests of pass 2 (under ASan, on 2 cores: 40 s to 3 minutes each, 10 minutes in all):
 # sweeps, studies and notebooks driving the same shadowsim runs as pass 1 does.
 SLOW_PYTHON_TESTS='^(python\.test_determinism|python\.test_sweep_run|study\.xen2008_quick|study\.sensitivity_quick|notebooks\.execute)$'
@@ -73,10 +68,7 @@ if [ -n "${SHADOWSIM_ASAN_QUICK:-}" ]; then SKIP_SLOW=(-E "$SLOW_PYTHON_TESTS");
 status=0
 start=$SECONDS
 ASAN_OPTIONS="$ASAN_COMMON:detect_leaks=1" \
-  ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" -E "$PYTHON_TESTS|$KNOWN_LEAKS" ||
-  status=1
-ASAN_OPTIONS="$ASAN_COMMON:detect_leaks=0" \
-  ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" -R "$KNOWN_LEAKS" || status=1
+  ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" -E "$PYTHON_TESTS" || status=1
 cpp_seconds=$((SECONDS - start))
 
 python_seconds=0
