@@ -17,7 +17,9 @@ PACKAGES=(
   # Python side: bindings, analysis, notebooks, sweeps
   python3 python3-dev python3-venv pybind11-dev python3-pybind11 python3-pytest python3-numpy
   python3-pandas python3-matplotlib python3-nbconvert python3-nbclient python3-nbformat
-  python3-ipykernel python3-dask python3-distributed
+  python3-ipykernel python3-dask python3-distributed python3-hypothesis
+  # robustness: the libFuzzer targets (fuzz/, scripts/fuzz.sh)
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

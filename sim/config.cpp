@@ -24,7 +24,8 @@ std::string join_path(const std::string& prefix, const std::string& name) {
 }
 
 std::string shown(const json& j) {
-  std::string s = j.dump();
+  // replace: whatever the value, a message must not fail (apply_override refuses non-UTF-8).
+  std::string s = j.dump(-1, ' ', false, json::error_handler_t::replace);
   return s.size() > 60 ? s.substr(0, 57) + "..." : s;
 }
 
@@ -266,7 +267,14 @@ void apply_override(json& doc, const std::string& assignment, const std::string&
   const std::string path = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
   json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) value = text;  // not JSON: a plain string
+  if (value.is_discarded()) {  // not JSON: a plain string, which must be UTF-8 like JSON's
+    value = text;
+    try {
+      (void)value.dump();
+    } catch (const json::type_error&) {
+      throw Error(fmt::format("{}: --set {}: the value is not UTF-8 text", origin, path));
+    }
+  }
   json* node = &doc;
   std::string walked;
   std::stringstream parts(path);

@@ -127,7 +127,9 @@ std::string stats_json(const StatsRegistry& registry, const RunRecord& run) {
                  {"references_per_second",
                   run.host_seconds > 0 ? static_cast<double>(run.roi_references) / run.host_seconds
                                        : 0.0}};
-  return doc.dump(2) + "\n";
+  // Strings in the config and record come from files and need not be UTF-8 (a manifest's names
+  // are checked, --set values are refused): whatever slips through must not lose a finished run.
+  return doc.dump(2, ' ', false, ordered_json::error_handler_t::replace) + "\n";
 }
 
 std::string stats_csv(const StatsRegistry& registry) {

@@ -263,9 +263,10 @@ LackeyImportResult import_lackey_dir(const std::string& dir, const std::string& 
                                 "a forked child); was the folder recorded twice, or did PIDs "
                                 "wrap?{}", pid, logs.size(), list));
       }
+      const std::vector<LackeyLog>& images = logs;  // C++17: a lambda cannot capture `logs`
       std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-        const LackeyLog& x = logs[a];
-        const LackeyLog& y = logs[b];
+        const LackeyLog& x = images[a];
+        const LackeyLog& y = images[b];
         if (x.forked_start != y.forked_start) return x.forked_start;
         if (x.ends_in_exec != y.ends_in_exec) return x.ends_in_exec;
         return x.seq < y.seq;

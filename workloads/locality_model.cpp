@@ -284,7 +284,8 @@ void save_locality_model(const LocalityModel& model, const std::string& path) {
            {"programs", std::move(programs)}};
   std::ofstream out(path, std::ios::trunc);
   if (!out) throw Error(fmt::format("{}: cannot write", path));
-  out << doc.dump(1) << '\n';
+  // Program names come from recordings and need not be UTF-8: invalid bytes become U+FFFD.
+  out << doc.dump(1, ' ', false, json::error_handler_t::replace) << '\n';
   if (!out) throw Error(fmt::format("{}: write failed", path));
 }
 
@@ -300,7 +301,9 @@ LocalityModel load_locality_model(const std::string& path) {
     throw Error(fmt::format("{}: not valid JSON: {}", path, e.what()));
   }
   if (!doc.is_object()) throw Error(fmt::format("{}: expected a JSON object", path));
-  if (doc.value("kind", std::string()) != kModelKind) {
+  // Not doc.value("kind", ...): it throws nlohmann's type_error for a kind that is not a string.
+  const auto kind = doc.find("kind");
+  if (kind == doc.end() || !kind->is_string() || kind->get<std::string>() != kModelKind) {
     throw Error(fmt::format("{}: kind: expected \"{}\" (made by shadowsim trace fit-locality)",
                             path, kModelKind));
   }

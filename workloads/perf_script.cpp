@@ -174,7 +174,7 @@ bool PerfScriptReader::next(PerfRecord* r) {
   const string_view ids = space == string_view::npos ? head : head.substr(space + 1);
   r->comm = space == string_view::npos ? string_view() : trim(head.substr(0, space));
   const size_t slash = ids.find('/');
-  uint64_t tid, pid;
+  uint64_t tid = 0, pid = 0;
   if (slash == string_view::npos) {
     if (!parse_u64(ids, 10, &tid)) fail(fmt::format("TID '{}'", ids));
   } else {
@@ -239,7 +239,7 @@ bool PerfScriptReader::next(PerfRecord* r) {
       }
       r->reason_text = trim(fields.substr(reason + 8));
       const size_t lp = r->reason_text.rfind('(');
-      uint64_t n;
+      uint64_t n = 0;
       if (lp == string_view::npos || r->reason_text.back() != ')' ||
           !parse_u64(r->reason_text.substr(lp + 1, r->reason_text.size() - lp - 2), 10, &n)) {
         fail("tlb_flush: expected 'pages:N reason:TEXT (N)'");
@@ -275,7 +275,7 @@ bool PerfScriptReader::next(PerfRecord* r) {
       if (arrow == string_view::npos) fail("sched_switch: no ' ==> '");
       const string_view prev = fields.substr(0, arrow), next = fields.substr(arrow + 5);
       string_view p, n, s;
-      uint64_t pt, nt;
+      uint64_t pt = 0, nt = 0;  // set when the condition below holds (fail() throws)
       if (!find_key(prev, "prev_pid", &p) || !find_key(next, "next_pid", &n) ||
           !find_key(prev, "prev_state", &s) || !parse_u64(p, 10, &pt) || !parse_u64(n, 10, &nt) ||
           pt > UINT32_MAX || nt > UINT32_MAX) {
@@ -685,6 +685,7 @@ PerfImportResult import_perf_script(const std::string& path, const std::string& 
         }
         case PerfEventKind::kExec: put_event(i, OsEvent::exec()); break;
         case PerfEventKind::kExit:
+          if (s.closed) break;  // a second exit of an ended task (its TID not reused by a fork)
           put_event(i, OsEvent::exit());
           s.writer->close();
           s.writer.reset();  // its buffers: a build has thousands of tasks, a few alive at once

@@ -216,8 +216,8 @@ class TextReader final : public TraceReader {
             "stream ids decimal 0..4294967295", "HOW fork, vfork or thread",
             "addresses and lengths 0x and 1..16 hex digits",
             "PROT three letters r, w, x or - (like rw-)",
-            "FLAGS a comma-separated list of shared or private, and fixed, anonymous, growsdown, "
-            "populate, stack",
+            ("FLAGS a comma-separated list of shared or private, and fixed, anonymous, "
+             "growsdown, populate, stack"),
             "FLAGS - or a comma-separated list of maymove, fixed, dontunmap"};
         expected += fmt::format(", {}", kHelp[f]);
       }

@@ -219,7 +219,7 @@ int info(int argc, char** argv, std::ostream& out) {
              {"paging_mode", manifest ? json(to_string(m.paging_mode)) : json(nullptr)},
              {"streams", std::move(streams)},
              {"total", summary_json(total)}};
-    out << doc.dump(2) << '\n';
+    out << doc.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
   } else {
     out << text;
   }
@@ -403,8 +403,9 @@ int perf_info(int argc, char** argv, std::ostream& out) {
     json flush_detail = json::object();
     for (const auto& [reason, n] : s.flushes_by_reason) {
       flushes[reason] = n;
+      const std::string& key = reason;  // C++17 lambdas cannot capture a structured binding
       auto get = [&](const std::map<std::string, uint64_t>& m) {
-        const auto it = m.find(reason);
+        const auto it = m.find(key);
         return it == m.end() ? uint64_t{0} : it->second;
       };
       flush_detail[reason] = json{{"events", n},
@@ -440,7 +441,7 @@ int perf_info(int argc, char** argv, std::ostream& out) {
              {"first_ns", s.first_ns},
              {"last_ns", s.last_ns},
              {"duration_ns", duration}};
-    out << doc.dump(2) << '\n';
+    out << doc.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
     return 0;
   }
   out << fmt::format("{}: perf script, {} records over {} on {} CPU{}\n", path, grouped(s.lines),
@@ -462,8 +463,9 @@ int perf_info(int argc, char** argv, std::ostream& out) {
                      grouped(count(PerfEventKind::kTlbFlush)), grouped(s.full_flushes),
                      grouped(s.flushed_pages));
   for (const auto& [reason, n] : s.flushes_by_reason) {
+    const std::string& key = reason;  // C++17 lambdas cannot capture a structured binding
     auto get = [&](const std::map<std::string, uint64_t>& m) {
-      const auto it = m.find(reason);
+      const auto it = m.find(key);
       return it == m.end() ? uint64_t{0} : it->second;
     };
     out << fmt::format("    {:>11}   {} (full {}, no flush {}, pages {})\n", grouped(n), reason,

@@ -29,7 +29,7 @@ const char* type_name(const json& j) {
 }
 
 std::string shown(const json& j) {
-  std::string s = j.dump();
+  std::string s = j.dump(-1, ' ', false, json::error_handler_t::replace);
   return s.size() > 40 ? s.substr(0, 40) + "..." : s;
 }
 
@@ -279,7 +279,9 @@ std::string manifest_to_json(const TraceManifest& m) {
     streams.push_back(std::move(j));
   }
   doc["streams"] = std::move(streams);
-  return doc.dump(2) + "\n";
+  // Names and commands come from recordings (a perf comm, a lackey Command: line) and need not
+  // be UTF-8: invalid bytes are written as U+FFFD rather than failing the whole import.
+  return doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 void save_manifest(const TraceManifest& manifest, const std::string& path) {

@@ -148,14 +148,33 @@ def load_json_file(path: str) -> Any:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise SpecError(f"{path}: cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except ValueError as e:  # a path with a NUL byte
+        raise SpecError(f"{path!r}: cannot read: {e}") from None
     return parse_json_text(text, path)
 
 
+def _no_constants(origin: str):
+    def hook(name: str):
+        raise SpecError(f"{origin}: not valid JSON: {name} is not a JSON number")
+    return hook
+
+
 def parse_json_text(text: str, origin: str) -> Any:
+    """JSON as the C++ loaders read it: comments allowed, NaN and Infinity (which Python's json
+    would accept) and duplicate keys refused."""
     try:
-        return json.loads(strip_json_comments(text), object_pairs_hook=_no_duplicate_keys(origin))
+        return json.loads(strip_json_comments(text), object_pairs_hook=_no_duplicate_keys(origin),
+                          parse_constant=_no_constants(origin))
     except json.JSONDecodeError as e:
         raise SpecError(f"{origin}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}")
+    except RecursionError:
+        raise SpecError(f"{origin}: not valid JSON: nested too deeply") from None
+    except SpecError:
+        raise
+    except ValueError as e:  # an integer of more than 4300 digits
+        raise SpecError(f"{origin}: not valid JSON: {e}") from None
 
 
 def canonical(value: Any) -> str:
@@ -234,10 +253,13 @@ def expand_range(r: Any, origin: str, path: str) -> List[Any]:
     step = a[2] if len(a) == 3 else 1
     if step == 0:
         raise SpecError(f"{where}: step must not be 0")
-    if all(isinstance(x, int) for x in (start, stop, step)):
-        count = len(range(start, stop, step))
-    else:
-        count = max(0, math.ceil((stop - start) / step - 1e-9))
+    try:
+        if all(isinstance(x, int) for x in (start, stop, step)):
+            count = max(0, -((start - stop) // step))  # len(range()), without its 2^63 limit
+        else:
+            count = max(0, math.ceil((stop - start) / step - 1e-9))
+    except (OverflowError, ValueError):  # beyond the doubles, or inf - inf
+        raise SpecError(f"{where}: {a} gives no finite number of values") from None
     if count > 1_000_000:
         raise SpecError(f"{where}: {count} values; more than a million is surely a mistake")
     if all(isinstance(x, int) for x in (start, stop, step)):
@@ -373,8 +395,9 @@ def parse_spec(raw: Any, origin: str = "<spec>", spec_dir: str = ".") -> Spec:
                 raise SpecError(f"{origin}: seeds: expected a list or {{\"count\": N, "
                                 "\"start\": S}}")
             count, start = s["count"], s.get("start", 1)
-            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-                raise SpecError(f"{origin}: seeds.count: expected an integer >= 1")
+            if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 1_000_000:
+                raise SpecError(f"{origin}: seeds.count: expected an integer >= 1 "
+                                "(at most 1000000)")
             if not isinstance(start, int) or isinstance(start, bool) or start < 0:
                 raise SpecError(f"{origin}: seeds.start: expected an integer >= 0")
             seeds = list(range(start, start + count))
@@ -435,6 +458,12 @@ def _base_seed(base_doc: Dict[str, Any]) -> int:
 
 def generate_points(spec: Spec) -> List[Point]:
     """Grid product (in the spec's key order) x zip rows x seeds (innermost)."""
+    total = math.prod([len(v) for v in spec.grid.values()] +
+                      [len(next(iter(g.values()))) for g in spec.zips] +
+                      [len(spec.seeds) if spec.seeds is not None else 1])
+    if total > 1_000_000:
+        raise SpecError(f"{spec.origin}: grid x zip x seeds: {total} points; more than a million "
+                        "is surely a mistake")
     grid_keys = list(spec.grid)
     grid_rows = [dict(zip(grid_keys, combo))
                  for combo in itertools.product(*(spec.grid[k] for k in grid_keys))]

@@ -166,6 +166,23 @@ TEST(Config, IntegerLimitsAreExactNotRoundedThroughDouble) {
             18446744073709551615u);
 }
 
+// Found while writing the config fuzz target (docs/fuzzing.md): a --set value that is not JSON
+// is kept as a string of arbitrary bytes, and one that was not UTF-8 made nlohmann's dump (of an
+// error message, config_to_json, stats.json) throw its type_error instead of the loader's Error.
+TEST(Config, NonUtf8OverrideValuesAreRefusedClearly) {
+  const std::string doc = R"({"workload": {"trace": "t.sst"}})";
+  for (const char* o : {"run.seed=\xff\xfe", "description=\xff", "workload.trace=a\xc3"}) {
+    try {
+      parse(doc, {o});
+      FAIL() << o;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("test.json: --set "), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("not UTF-8"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(parse(doc, {"description=caf\xc3\xa9"}).description, "caf\xc3\xa9");
+}
+
 TEST(Config, MissingFileIsNamed) {
   try {
     load_config("/nonexistent/shadowsim.json");

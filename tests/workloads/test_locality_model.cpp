@@ -183,6 +183,11 @@ TEST(LocalityModelFile, RoundTripAndErrors) {
   e = error_of([&] { load_locality_model(dir.path("kind.json")); });
   EXPECT_NE(e.find("kind.json: kind: expected \"shadowsim-locality-model\""), std::string::npos)
       << e;
+  // Found by fuzzing (docs/fuzzing.md): a kind that is not a string threw nlohmann's type_error.
+  write_file(dir.path("kind0.json"), "{\"version\": 1, \"kind\": 0}");
+  e = error_of([&] { load_locality_model(dir.path("kind0.json")); });
+  EXPECT_NE(e.find("kind0.json: kind: expected \"shadowsim-locality-model\""), std::string::npos)
+      << e;
   write_file(dir.path("junk.json"), "{");
   e = error_of([&] { load_locality_model(dir.path("junk.json")); });
   EXPECT_NE(e.find("junk.json: not valid JSON"), std::string::npos) << e;

@@ -320,6 +320,29 @@ TEST(PerfScript, RecordedCpuIsWhereTheTaskRanMost) {
       << out;
 }
 
+// Found by fuzzing (docs/fuzzing.md, fuzz/corpus/perf_script): a second exit of a task that
+// already ended (its TID not reused by a traced fork) dereferenced the closed stream's writer;
+// a comm that is not UTF-8 made the manifest's JSON dump throw nlohmann's type_error.
+TEST(PerfScript, FuzzFindingsRepeatedExitAndNonUtf8Comm) {
+  ScratchDir dir;
+  const std::string exit_line =
+      "a 3000/3000 [000] 1.000010: sched:sched_process_exit: comm=a pid=3000 prio=120 "
+      "group_dead=1\n";
+  write_file(dir.path("exit2.txt"),
+             "a 3000/3000 [000] 1.000000: exceptions:page_fault_user: address=0x1000 ip=0x1000 "
+             "error_code=0x4\n" + exit_line + exit_line);
+  const PerfImportResult r = import_perf_script(dir.path("exit2.txt"), dir.path("o/m.json"));
+  EXPECT_EQ(r.streams, 1u);
+  EXPECT_EQ(r.events_by_kind[static_cast<int>(OsEventKind::kExit)], 1u);
+
+  write_file(dir.path("utf8.txt"), "\xff\xfe 3001/3001 [000] 1.0: exceptions:page_fault_user: "
+                                   "address=0x1000 ip=0x1000 error_code=0x4\n");
+  import_perf_script(dir.path("utf8.txt"), dir.path("u/m.json"));
+  const TraceManifest m = load_manifest(dir.path("u/m.json"));
+  ASSERT_EQ(m.streams.size(), 1u);
+  EXPECT_EQ(m.streams[0].name, "\xef\xbf\xbd\xef\xbf\xbd") << "invalid bytes written as U+FFFD";
+}
+
 // The make -j16 recording (10 files on 2 CPUs; tests/workloads/data/README.md): counts by grep,
 // and the recorded CPUs of cc1 tasks whose records are clearly on one CPU.
 TEST(PerfScript, RealKernelBuildMoreJobsThanCpus) {
