@@ -14,14 +14,15 @@
 # out-of-memory inputs land in fuzz/findings/TARGET/ (not committed); the script exits non-zero
 # if any target found one. libFuzzer's log of each run is fuzz/findings/TARGET/log.txt.
 #
-# Environment: BUILD_DIR (default build-fuzz), CXX (default clang++-14), CC (default clang-14),
-# BUILD_JOBS (default: all cores).
+# Environment: SHADOWSIM_FUZZ_BUILD_DIR (default build-fuzz), SHADOWSIM_FUZZ_CXX (default
+# clang++-14), SHADOWSIM_FUZZ_CC (default clang-14), SHADOWSIM_FUZZ_JOBS (default: all cores).
+# Not CXX/CC/BUILD_DIR: a shell that exports those for the gcc build must not redirect this one.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD_DIR=${BUILD_DIR:-$ROOT/build-fuzz}
-CXX=${CXX:-clang++-14}
-CC=${CC:-clang-14}
+BUILD_DIR=${SHADOWSIM_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}
+CXX=${SHADOWSIM_FUZZ_CXX:-clang++-14}
+CC=${SHADOWSIM_FUZZ_CC:-clang-14}
 ALL_TARGETS=(binary_trace text_trace lackey perf_script manifest locality_model config)
 
 seconds=600
@@ -30,12 +31,13 @@ build_only=0
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --seconds) seconds=$2; shift 2 ;;
+    --seconds) [ $# -ge 2 ] || { echo "fuzz.sh: --seconds needs a number" >&2; exit 2; }
+               seconds=$2; shift 2 ;;
     --seconds=*) seconds=${1#*=}; shift ;;
     --smoke) smoke=1; seconds=10; shift ;;
     --build-only) build_only=1; shift ;;
     --list) printf '%s\n' "${ALL_TARGETS[@]}"; exit 0 ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -65,7 +67,7 @@ if [ ! -f "$BUILD_DIR/build.ninja" ]; then
 fi
 build_targets=()
 for t in "${targets[@]}"; do build_targets+=("fuzz_$t"); done
-cmake --build "$BUILD_DIR" --target "${build_targets[@]}" -- -j"${BUILD_JOBS:-$(nproc)}"
+cmake --build "$BUILD_DIR" --target "${build_targets[@]}" -- -j"${SHADOWSIM_FUZZ_JOBS:-$(nproc)}"
 [ "$build_only" = 1 ] && exit 0
 
 # --- run ---------------------------------------------------------------------------------------

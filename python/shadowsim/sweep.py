@@ -151,7 +151,8 @@ def load_json_file(path: str) -> Any:
     except UnicodeDecodeError as e:
         raise SpecError(f"{path}: not UTF-8 text (byte {e.start})") from None
     except ValueError as e:  # a path with a NUL byte
-        raise SpecError(f"{path!r}: cannot read: {e}") from None
+        shown = path.replace("\0", "\\0")
+        raise SpecError(f"{shown}: cannot read: {e}") from None
     return parse_json_text(text, path)
 
 
@@ -161,12 +162,27 @@ def _no_constants(origin: str):
     return hook
 
 
+def _finite_float(origin: str):
+    def hook(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):  # 1e999: Python's json would give inf
+            raise SpecError(f"{origin}: not valid JSON: {text} is beyond a double")
+        return value
+    return hook
+
+
 def parse_json_text(text: str, origin: str) -> Any:
-    """JSON as the C++ loaders read it: comments allowed, NaN and Infinity (which Python's json
-    would accept) and duplicate keys refused."""
+    """JSON as the C++ loaders read it: comments allowed; NaN, Infinity and numbers beyond a
+    double (which Python's json would accept), unpaired UTF-16 surrogates (\\ud800, which
+    Python's json keeps in a str that cannot be encoded) and duplicate keys refused."""
     try:
-        return json.loads(strip_json_comments(text), object_pairs_hook=_no_duplicate_keys(origin),
-                          parse_constant=_no_constants(origin))
+        value = json.loads(strip_json_comments(text), object_pairs_hook=_no_duplicate_keys(origin),
+                           parse_constant=_no_constants(origin), parse_float=_finite_float(origin))
+        canonical(value).encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        raise SpecError(f"{origin}: not valid JSON: a string holds an unpaired UTF-16 surrogate "
+                        "(a \\uD800-\\uDFFF escape without its pair)") from None
     except json.JSONDecodeError as e:
         raise SpecError(f"{origin}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}")
     except RecursionError:

@@ -127,6 +127,10 @@ def test_named_findings(tmp_path):
         b'{"base": {}, "grid": {"a.b": {"range": [0, 100000000000000000000]}}}':
             'grid["a.b"].range',
         b'{"base": {}, "seeds": {"count": 1000000000000}}': "seeds.count",
+        # Found by review: an unpaired surrogate escape reached the point hash's UTF-8 encoding.
+        b'{"base": {}, "grid": {"a.b": ["\\ud800"]}}': "unpaired UTF-16 surrogate",
+        b'{"base": {"description": "\\udc00"}}': "unpaired UTF-16 surrogate",
+        b'{"base": {}, "grid": {"a.b": [1e999]}}': "beyond a double",
         b'{"base": "a\\u0000b"}': "base",
         b'{"base": {}, "grid": {"a.b": {"range": [0, 1000]}, "c.d": {"range": [0, 1000]},'
         b' "e.f": {"range": [0, 1000]}}}': "points",
