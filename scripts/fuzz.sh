@@ -15,14 +15,13 @@
 # if any target found one. libFuzzer's log of each run is fuzz/findings/TARGET/log.txt.
 #
 # Environment: SHADOWSIM_FUZZ_BUILD_DIR (default build-fuzz), SHADOWSIM_FUZZ_CXX (default
-# clang++-14), SHADOWSIM_FUZZ_CC (default clang-14), SHADOWSIM_FUZZ_JOBS (default: all cores).
-# Not CXX/CC/BUILD_DIR: a shell that exports those for the gcc build must not redirect this one.
+# clang++-14), SHADOWSIM_FUZZ_JOBS (default: all cores). Not CXX/BUILD_DIR: a shell that
+# exports those for the gcc build must not redirect this one.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${SHADOWSIM_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}
 CXX=${SHADOWSIM_FUZZ_CXX:-clang++-14}
-CC=${SHADOWSIM_FUZZ_CC:-clang-14}
 ALL_TARGETS=(binary_trace text_trace lackey perf_script manifest locality_model config)
 
 seconds=600
@@ -63,7 +62,7 @@ dict_of() {
 # --- build: only the fuzz targets and the libraries they link ---------------------------------
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
   cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_CXX_COMPILER="$CXX" -DCMAKE_C_COMPILER="$CC" -DSHADOWSIM_FUZZ=ON >/dev/null
+    -DCMAKE_CXX_COMPILER="$CXX" -DSHADOWSIM_FUZZ=ON >/dev/null
 fi
 build_targets=()
 for t in "${targets[@]}"; do build_targets+=("fuzz_$t"); done
