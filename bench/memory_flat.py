@@ -77,24 +77,20 @@ def main():
             subprocess.run([args.binary, "trace", "convert", text, traces[name][0]], check=True,
                            stdout=subprocess.DEVNULL)
             os.remove(text)
-        commands = {
-            "trace info (reader only)": lambda t: [args.binary, "trace", "info", t],
-            "run, native": lambda t: None,
-            "run, shadow": lambda t: None,
-        }
+        def command(label, name, path):
+            """The command of a row: the reader alone, or a run in one virtualization mode."""
+            if label == "trace info (reader only)":
+                return [args.binary, "trace", "info", path]
+            cfg = os.path.join(tmp, f"{name}.json")
+            with open(cfg, "w", encoding="utf-8") as f:
+                json.dump({"workload": {"trace": path},
+                           "machine": {"virtualization": label.split(", ")[1]}}, f)
+            return [args.binary, "run", cfg, "-o", os.path.join(tmp, "out"), "-q"]
+
         rows = []
-        for label in commands:
-            measured = {}
-            for name, (path, n) in traces.items():
-                if label.startswith("run"):
-                    cfg = os.path.join(tmp, f"{name}.json")
-                    with open(cfg, "w", encoding="utf-8") as f:
-                        json.dump({"workload": {"trace": path},
-                                   "machine": {"virtualization": label.split(", ")[1]}}, f)
-                    cmd = [args.binary, "run", cfg, "-o", os.path.join(tmp, "out"), "-q"]
-                else:
-                    cmd = commands[label](path)
-                measured[name] = peak_rss_kib(cmd) + (n, os.path.getsize(path))
+        for label in ("trace info (reader only)", "run, native", "run, shadow"):
+            measured = {name: peak_rss_kib(command(label, name, path)) + (n, os.path.getsize(path))
+                        for name, (path, n) in traces.items()}
             rows.append((label, measured))
 
     print(f"{'command':<26} {'records':>12} {'trace MB':>9} {'peak RSS MiB':>13} {'seconds':>8}")
