@@ -76,7 +76,7 @@ def _load_run(stats_path, config):
     return frame
 
 
-def _failed_entries(failed_dir, points_dir, done):
+def _failed_entries(failed_dir, done):
     """(hash, axes, seed, error) of each failed point that has not since succeeded."""
     if not os.path.isdir(failed_dir):
         return
@@ -92,17 +92,8 @@ def _failed_entries(failed_dir, points_dir, done):
             continue  # being written
         if not isinstance(info, dict):
             info = {"error": info}
-        point = info.get("point") if isinstance(info.get("point"), dict) else {}
-        axes = info.get("axes", point.get("axes"))
-        seed = info.get("seed", point.get("seed"))
-        if axes is None:
-            point_file = os.path.join(points_dir, digest, "point.json")
-            if os.path.isfile(point_file):
-                point = _read_json(point_file)
-                axes, seed = point.get("axes", {}), point.get("seed", seed)
-        error = info.get("error", info.get("message", ""))
-        if isinstance(error, dict):
-            error = error.get("message", json.dumps(error))
+        # SweepDir.finish writes hash, axes, seed and the error text.
+        axes, seed, error = info.get("axes"), info.get("seed"), info.get("error", "")
         yield info.get("hash", digest), axes or {}, seed, str(error)
 
 
@@ -124,7 +115,7 @@ def _load_sweep(root, include_failed, config):
         for a in point.get("axes", {}):
             if a not in axes:
                 axes.append(a)
-    failed = list(_failed_entries(failed_dir, points_dir, {d for d, _, _ in points})) \
+    failed = list(_failed_entries(failed_dir, {d for d, _, _ in points})) \
         if include_failed else []
     for _, failed_axes, _, _ in failed:
         for a in failed_axes:

@@ -732,9 +732,7 @@ class Progress:
 class SweepResult:
     total: int = 0                      # points in the spec
     skipped: int = 0                    # finished before this run
-    ran: int = 0                        # run now
     succeeded: int = 0
-    failed_now: List[str] = field(default_factory=list)
     failures: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # every failed/ record
     done: int = 0                       # points of the spec finished, at the end
     wall_seconds: float = 0.0           # the whole run_sweep call
@@ -814,11 +812,8 @@ def run_sweep(spec: Spec, out_dir: str, executor, *, retry_failed: bool = False,
         def finished(job: Job, outcome: Outcome) -> None:
             t = time.perf_counter()
             state = sweep.finish(job.payload, job.tmp_dir, outcome, extra)
-            result.ran += 1
             result.point_seconds += outcome.seconds
-            if state == "failed":
-                result.failed_now.append(job.hash)
-            else:
+            if state != "failed":
                 result.succeeded += 1
             result.driver_seconds += time.perf_counter() - t
             bar.update(state)

@@ -21,8 +21,7 @@ def main():
     failures = []
     with tempfile.TemporaryDirectory() as out:
         for case in cases:
-            args = [a.replace("{out}", os.path.join(out, case["file"])) for a in case["args"]]
-            cmd = [binary] + args + [case["file"]] + case.get("after", [])
+            cmd = [binary] + case["args"] + [case["file"]] + case.get("after", [])
             cmd = [c.replace("{out}", os.path.join(out, case["file"])) for c in cmd]
             try:
                 r = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True, timeout=120)

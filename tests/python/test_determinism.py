@@ -18,11 +18,9 @@ import pytest
 import shadowsim
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conftest_sweep import load_sweep_module, sweep_cmd, write_spec  # noqa: E402
+from conftest_sweep import REPO, load_sweep_module, sweep_cmd, write_spec  # noqa: E402
 
 sw = load_sweep_module()
-REPO = os.environ.get("SHADOWSIM_SOURCE_DIR") or os.path.dirname(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLI = os.path.abspath(os.environ.get("SHADOWSIM_CLI") or
                       os.path.join(REPO, "build", "sim", "shadowsim"))
 GRID = {"hypervisor.strategy": ["locked", "unlocked", "unlocked-compare"],
@@ -70,13 +68,17 @@ def study(tmp_path_factory):
     outs["local -j 2"] = root / "j2"
     run_cli(spec_path, "-o", outs["local -j 2"], "-j", 2, "--binary", CLI)
 
-    distributed = pytest.importorskip("distributed")
-    outs["dask"] = root / "dask"
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        result = sw.run_sweep(spec, str(outs["dask"]), sw.DaskExecutor(cluster.scheduler_address,
-                                                                         CLI), progress=None)
-        assert result.ok and result.succeeded == len(points)
+    try:  # without Dask the other executors are still compared
+        import distributed
+    except ImportError:
+        distributed = None
+    if distributed is not None:
+        outs["dask"] = root / "dask"
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster:
+            result = sw.run_sweep(spec, str(outs["dask"]),
+                                  sw.DaskExecutor(cluster.scheduler_address, CLI), progress=None)
+            assert result.ok and result.succeeded == len(points)
 
     # The Slurm array script, each array task started as Slurm would start it.
     outs["slurm"] = root / "slurm"
@@ -109,6 +111,8 @@ def test_the_points_are_not_trivial(study):
 
 @pytest.mark.parametrize("executor", ["local -j 2", "dask", "slurm"])
 def test_every_executor_gives_the_same_bytes(study, executor):
+    if executor not in study["outs"]:
+        pytest.skip(f"{executor}: not installed")
     reference = study["outs"]["local -j 1"] / "points"
     other = study["outs"][executor] / "points"
     for p in study["points"]:
