@@ -234,7 +234,7 @@ System::System(const SimConfig& config, std::string config_path) try : impl_(new
                       s.port.get(), PagingState(m.paging_mode, m.controls, guest_cpu),
                       tlb_context, config.run.audit_tlb, s.hypervisor.get(), s.mm_locks.get(),
                       s.pcpus.get(), s.pcpus ? pcpu_mmus : std::vector<Mmu*>{},
-                      config.hypervisor.scheduler.pinned, s.timeline.get()};
+                      s.timeline.get()};
     s.vcpus.push_back(std::make_unique<Vcpu>(fmt::format("vcpu{}", i).c_str(), i, m.vcpu.cpi,
                                              std::move(wiring)));
     if (s.hypervisor) s.hypervisor->attach(s.vcpus.back().get());

@@ -34,8 +34,6 @@ class Timeline {
     spans_.push_back({lane, index, name, start, end, vcpu, std::move(detail)});
   }
 
-  uint64_t dropped() const { return dropped_; }
-  size_t size() const { return spans_.size(); }
   // The trace-event JSON document ({"traceEvents": [...], ...}).
   std::string json() const;
 

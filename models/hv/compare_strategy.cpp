@@ -19,7 +19,7 @@ class CompareStrategy : public WalkStrategy {
     if (!f.walk.ok()) return WalkVerdict::kInject;
     hv.record_walk(f);
     hv.lock(f.cpu);
-    hv.remove_write_accesses(f, /*bump_version=*/false);
+    hv.remove_write_accesses(f);
     if (hv.check_walk(f, ~0ULL)) return WalkVerdict::kProceed;
     hv.unlock(f.cpu);
     return WalkVerdict::kRetry;

@@ -208,7 +208,7 @@ void Hypervisor::guest_walk(ShadowFault& f) {
                                         describe_error_code(f.walk.result.error_code)));
 }
 
-bool Hypervisor::remove_write_accesses(ShadowFault& f, bool bump_version) {
+bool Hypervisor::remove_write_accesses(ShadowFault& f) {
   f.cpu.hv_sync();
   ShadowWork w;
   const bool removed = shadows_.gw_remove_write_accesses(f.walk, w);
@@ -216,7 +216,7 @@ bool Hypervisor::remove_write_accesses(ShadowFault& f, bool bump_version) {
   if (!removed) return false;
   ++stats_.rm_write_flush_tlb;
   note(f.cpu, "write access removed from the walk's tables");
-  if (bump_version && params_.bump.write_access_removal) {
+  if (strategy_->uses_version() && params_.bump.write_access_removal) {
     bump(f.cpu, BumpCause::kWriteAccessRemoval);
   }
   flush_domain(f.cpu);
@@ -297,26 +297,25 @@ void Hypervisor::record_walk(ShadowFault& f) {
 HvFaultResult Hypervisor::page_fault(HvCpu& cpu, uint64_t va, const Access& access,
                                      uint32_t error_code, const GuestStore* store) {
   const uint64_t start = cpu.hv_now();  // the VCPU's clock: it may have run ahead of SystemC's
-  VcpuState& ahead = vcpus_.at(static_cast<size_t>(cpu.vcpu_index()));
-  const uint64_t ahead_pa = ahead.emulate_ahead_pa;
-  ahead.emulate_ahead_pa = kNoAhead;
+  const unsigned v = static_cast<unsigned>(cpu.vcpu_index());
+  VcpuState& state = vcpus_.at(v);
+  const uint64_t ahead_pa = state.emulate_ahead_pa;
+  state.emulate_ahead_pa = kNoAhead;
   if (store && ahead_pa != kNoAhead && (store->pa ^ ahead_pa) == 4) {
     // PAE emulate-ahead (research §1.6): the emulator went on past the first half of a PTE
     // and emulated this second half in the same exit: no exit, no fault path of its own.
     ++stats_.emulate_ahead;
     cpu.hv_sync();
     emulate(cpu, va, *store);
-    ahead.emulate_ahead_pa = kNoAhead;  // Xen stops after the second page-table write
+    state.emulate_ahead_pa = kNoAhead;  // Xen stops after the second page-table write
     cpu.hv_sync();
     return {HvFaultResult::Kind::kEmulated};
   }
   ++stats_.shadow_fault;
   vm_exit(cpu, ExitReason::kPageFault);
   cpu.hv_sync();  // the fast-emulation check reads shared state (the shadow-freed generation)
-  const unsigned v = static_cast<unsigned>(cpu.vcpu_index());
   HvFaultResult result{HvFaultResult::Kind::kFixed};
 
-  VcpuState& state = vcpus_.at(v);
   const bool same_frame = state.emulated_valid && state.emulated_page == va >> kPageShift &&
                           state.emulated_generation == shadows_.shadow_freed_generation();
   if (same_frame && error_code != (pfec::kPresent | pfec::kWrite)) {

@@ -101,9 +101,9 @@ class Hypervisor {
   // Guest walk with the VCPU's guest state; its A/D bits applied (cmpxchg, lock-free in Xen).
   void guest_walk(ShadowFault& f);
   // The walk's tables lose their writable mappings (gw_remove_write_accesses, one batch): on a
-  // removal, bump the version (site 1) and flush the domain's PCPUs once. Returns true if any.
-  // `bump_version` false: KVM-style write-protection, which has no version counter.
-  bool remove_write_accesses(ShadowFault& f, bool bump_version = true);
+  // removal, bump the version (site 1; not for a strategy without one, KVM's compare) and flush
+  // the domain's PCPUs once. Returns true if any.
+  bool remove_write_accesses(ShadowFault& f);
   // Xen 3.2's walk under the lock: each table below the top level loses its writable mappings
   // (with a flush of the domain's TLBs after each removal: up to three a walk) *before* its
   // entry is read, so no guest store can change what was read. No version bump (there is no

@@ -23,12 +23,12 @@ void PcpuScheduler::grant(int vcpu, int pcpu) {
   ++grants_;
 }
 
-int PcpuScheduler::acquire(int vcpu, sc_core::sc_event& wake, bool affinity) {
+int PcpuScheduler::acquire(int vcpu, sc_core::sc_event& wake) {
   VcpuState& v = vcpus_.at(static_cast<size_t>(vcpu));
   if (v.pcpu >= 0) return v.pcpu;
-  if (waiting_.empty()) {  // a free PCPU: the last one first with affinity, else the lowest
+  if (waiting_.empty()) {  // a free PCPU: the last one first if pinned, else the lowest
     int pcpu = -1;
-    if (affinity && v.last_pcpu >= 0 && holder_[static_cast<size_t>(v.last_pcpu)] < 0) {
+    if (params_.pinned && v.last_pcpu >= 0 && holder_[static_cast<size_t>(v.last_pcpu)] < 0) {
       pcpu = v.last_pcpu;
     }
     for (size_t p = 0; pcpu < 0 && p < holder_.size(); ++p) {

@@ -52,9 +52,9 @@ class PcpuScheduler {
  public:
   PcpuScheduler(unsigned pcpus, unsigned vcpus, const PcpuSchedulerParams& params);
 
-  // Blocks the calling VCPU until it holds a PCPU and returns it: with `affinity` the one it
-  // ran on last if that is free, else the lowest free one. `wake` is the VCPU's own event.
-  int acquire(int vcpu, sc_core::sc_event& wake, bool affinity = true);
+  // Blocks the calling VCPU until it holds a PCPU and returns it: when pinned the one it ran on
+  // last if that is free, else the lowest free one. `wake` is the VCPU's own event.
+  int acquire(int vcpu, sc_core::sc_event& wake);
   void release(int vcpu);
   // The VCPU has used its slice and another VCPU is waiting for a PCPU.
   bool should_yield(int vcpu) const;

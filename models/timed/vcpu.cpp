@@ -19,6 +19,14 @@ Access access_of(RefKind kind) {
   return Access::read(true);
 }
 
+// The child of `task` on `stream` whose create event has (or has not yet) been replayed.
+GuestTask::Child* find_child(GuestTask& task, uint32_t stream, bool created) {
+  for (GuestTask::Child& c : task.children) {
+    if (c.stream == stream && c.created == created) return &c;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 Vcpu::Vcpu(sc_core::sc_module_name name, int id, double cpi, VcpuWiring wiring)
@@ -168,12 +176,9 @@ uint64_t Vcpu::os_event(GuestTask& task, const OsEvent& e, bool* blocked) {
       break;
     case OsEventKind::kWait: {  // wait4: block until the child stream has exited
       instructions += kernel.wait(pid);
-      const auto child = std::find_if(task.children.begin(), task.children.end(),
-                                      [&](const GuestTask::Child& c) {
-                                        return c.stream == e.stream && c.created;
-                                      });
+      const GuestTask::Child* child = find_child(task, e.stream, /*created=*/true);
       // A child never created, or already gone, does not block (wait4 returns at once).
-      if (child != task.children.end() && child->task->state != GuestTask::State::kDone) {
+      if (child && child->task->state != GuestTask::State::kDone) {
         child->task->waiter = &task;
         w_.scheduler->block(&task);
         *blocked = true;
@@ -262,7 +267,7 @@ uint64_t Vcpu::take_pcpu() {
   if (!w_.pcpus || w_.pcpus->pcpu_of(id_) >= 0) return 0;
   sync_now();
   const uint64_t start = sc_core::sc_time_stamp().value();
-  const int pcpu = w_.pcpus->acquire(id_, pcpu_wake_, w_.pcpu_affinity);
+  const int pcpu = w_.pcpus->acquire(id_, pcpu_wake_);
   const uint64_t waited = sc_core::sc_time_stamp().value() - std::max(start, roi_start());
   if (sc_core::sc_time_stamp().value() > start) {
     trace_wait("waiting: PCPU", start);
@@ -489,11 +494,8 @@ void Vcpu::switch_mm(uint32_t pid) {
 // the kernel's state are shared), the kernel creates the process and the child's task becomes
 // runnable. A vfork parent then blocks until the child execs or exits.
 bool Vcpu::create_child(GuestTask& task, uint32_t stream, StreamOrigin how) {
-  const auto it = std::find_if(task.children.begin(), task.children.end(),
-                               [&](const GuestTask::Child& c) {
-                                 return c.stream == stream && !c.created;
-                               });
-  if (it == task.children.end()) {
+  GuestTask::Child* const it = find_child(task, stream, /*created=*/false);
+  if (!it) {
     ++unknown_children_;
     return false;
   }
@@ -538,9 +540,8 @@ void Vcpu::run() {
   try {
     quantum_keeper_.reset();
     reset_sync_budget();
-    uint64_t idle_since = 0;
     cycles_ += take_pcpu();  // with shared PCPUs a VCPU may wait for one from the start
-    idle_since = sc_core::sc_time_stamp().value();
+    uint64_t idle_since = sc_core::sc_time_stamp().value();
     for (;;) {
       const uint64_t preempted = preempted_cycles_;
       uint64_t pcpu_cycles = 0;  // waiting for a PCPU after waking, and the switch

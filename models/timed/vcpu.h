@@ -54,7 +54,6 @@ struct VcpuWiring {
   // PCPU's MMU (pcpu_mmus[p]); otherwise it stays on `mmu` (PCPU = VCPU index).
   PcpuScheduler* pcpus = nullptr;
   std::vector<Mmu*> pcpu_mmus;
-  bool pcpu_affinity = true;  // back to the PCPU it ran on last when free (pinned placement)
   Timeline* timeline = nullptr;  // run.timeline: spans of kernel work and waits
 };
 
