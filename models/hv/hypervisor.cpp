@@ -337,7 +337,7 @@ HvFaultResult Hypervisor::page_fault(HvCpu& cpu, uint64_t va, const Access& acce
     } else if (verdict == WalkVerdict::kRetry) {
       ++stats_.refaults;
     } else if (verdict == WalkVerdict::kProceedShared) {
-      result = fix_shared(f, store);
+      result = fix_shared(f);
     } else {
       result = fix(f, store);
     }
@@ -442,13 +442,16 @@ bool Hypervisor::can_fix_shared(ShadowFault& f) {
                     : l[1].valid && shadowed(l[1].table_gfn, l1_type(mode));
   }
   f.cpu.hv_spend(uint64_t{lookups} * params_.costs.hash_lookup_cycles);
-  return ok;
+  // A write to a page table is emulated (A12) or unshadows the table (A14): shadows change, so
+  // the exclusive tail (fix) does it. Readers exclude promotions, so this cannot change before
+  // the fault's commit.
+  return ok && !(f.access.kind == AccessKind::kWrite && shadows_.is_page_table(f.walk.gfn));
 }
 
 // The read-lock tail: the slot is read, the new entry computed, and it is installed only if the
 // slot still holds what was read (a compare-and-swap): another VCPU that filled or changed it
 // meanwhile makes this fault return to the guest, which faults again if it still must.
-HvFaultResult Hypervisor::fix_shared(ShadowFault& f, const GuestStore* store) {
+HvFaultResult Hypervisor::fix_shared(ShadowFault& f) {
   HvCpu& cpu = f.cpu;
   cpu.hv_sync();
   ShadowWork w;
@@ -475,18 +478,7 @@ HvFaultResult Hypervisor::fix_shared(ShadowFault& f, const GuestStore* store) {
   ++stats_.shared_fixes;
   note(cpu, fmt::format("shadow of {:#x} set under the read lock", f.va));
   audit_commit(f, "a shadow fault's commit under the read lock");
-  const bool emulate_write =
-      f.access.kind == AccessKind::kWrite && shadows_.is_page_table(f.walk.gfn);
   unlock(cpu);
-  if (emulate_write) {  // emulation changes shadows of the frame: the write lock
-    ++stats_.fault_emulate_write;
-    if (!store) {
-      throw Error(fmt::format("vcpu{}: a write to page table {:#x} faulted without a store to "
-                              "emulate: a model bug", f.vcpu, f.walk.gfn));
-    }
-    emulate(cpu, f.va, *store);
-    return {HvFaultResult::Kind::kEmulated};
-  }
   shadows_.reset_early_unshadow(f.vcpu);
   ++stats_.fault_fixed;
   return {HvFaultResult::Kind::kFixed};

@@ -119,7 +119,8 @@ class Hypervisor {
   bool emulate_ahead_armed(int vcpu) const {
     return vcpus_.at(static_cast<size_t>(vcpu)).emulate_ahead_pa != kNoAhead;
   }
-  // unlocked-rw: whether every shadow the fault needs exists (only the L1 entry will change).
+  // unlocked-rw: whether only the L1 entry will change: every shadow the fault needs exists and
+  // it is not a write to a page table (emulated or unshadowed under the write lock).
   bool can_fix_shared(ShadowFault& f);
   // After a good walk: the frame is RAM and the vTLB remembers the translation.
   void record_walk(ShadowFault& f);
@@ -206,7 +207,7 @@ class Hypervisor {
   // Common tail (lock held on entry, released on return).
   HvFaultResult fix(ShadowFault& f, const GuestStore* store);
   // unlocked-rw's tail under the read lock (releases it).
-  HvFaultResult fix_shared(ShadowFault& f, const GuestStore* store);
+  HvFaultResult fix_shared(ShadowFault& f);
   // Emulation of a guest page-table store (research §1.6); takes the lock itself.
   void emulate(HvCpu& cpu, uint64_t va, const GuestStore& store);
   void forget_emulation(unsigned vcpu) { vcpus_.at(vcpu).emulated_valid = false; }
